@@ -1,7 +1,24 @@
-//! Every byte format that crosses a Chipward process boundary.
+//! Every byte format that crosses a Chipward process boundary, with one
+//! encoder and one decoder each: the gRPC services, the license token, the
+//! attestation result, the revocation list, verifier challenges and SPDM
+//! measurement transcripts.
+//!
+//! Decoders here treat their input as hostile: sizes are bounded before
+//! parsing and malformed input is an error value, never a panic. Signed
+//! objects are only handed out after their signature holds.
+
+pub mod cose;
+pub mod ids;
+pub mod license;
+pub mod nonce;
+pub mod result;
+pub mod revocation;
+pub mod spdm;
 
 /// Generated gRPC messages and services for `chipward.v1`.
 #[allow(missing_docs, unreachable_pub, unused_qualifications, clippy::all)]
 pub mod grpc {
     tonic::include_proto!("chipward.v1");
 }
+
+pub use ids::{ChipId, TokenId};
