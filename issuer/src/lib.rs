@@ -1,1 +1,3 @@
-//! placeholder
+//! The Chipward license issuer.
+
+pub mod ledger;

@@ -1,0 +1,219 @@
+//! The ledger: the issuer's durable record of enrolled chips, every license
+//! it minted (with the token bytes), and the revocation list.
+//!
+//! [`Ledger`] is the storage contract; [`SqliteLedger`] is the default
+//! backend and a PostgreSQL one can sit behind the same trait. The trait is
+//! synchronous: the service calls it from `spawn_blocking`.
+//!
+//! Records arrive here already validated by the service; the ledger trusts
+//! them as values but still enforces its own state rules (one identity
+//! certificate per chip, only an active license can be renewed, revocation
+//! sequence numbers grow by one). It does not sign, verify or read the clock.
+
+mod sqlite;
+
+use std::error::Error as StdError;
+
+use chipward_proto::grpc::LicenseStatus;
+use chipward_proto::license::SiteClaim;
+use chipward_proto::revocation::RevokedLicense;
+use chipward_proto::{ChipId, TokenId};
+use thiserror::Error;
+
+pub use sqlite::SqliteLedger;
+
+/// Durable storage for chips, licenses and revocations.
+///
+/// Every method is atomic: it either applies completely or leaves the ledger
+/// as it was. Implementations must make an acknowledged write durable.
+pub trait Ledger: Send + Sync {
+    /// Records a chip. Returns `true` when the chip is new, `false` when it
+    /// was already enrolled with byte-identical identity certificate, and
+    /// [`LedgerError::Conflict`] when it was enrolled with another one.
+    fn enrol_chip(&self, chip: &ChipRecord) -> Result<bool, LedgerError>;
+
+    /// The chip with this id, if enrolled.
+    fn chip(&self, chip_id: &ChipId) -> Result<Option<ChipRecord>, LedgerError>;
+
+    /// Stores a newly minted license; its chip must be enrolled.
+    fn insert_license(&self, license: &LicenseRecord) -> Result<(), LedgerError>;
+
+    /// The license with this token id, if any.
+    fn license(&self, token_id: &TokenId) -> Result<Option<LicenseRecord>, LedgerError>;
+
+    /// Licenses matching `filter`, newest first, at most `limit` of them.
+    fn list_licenses(
+        &self,
+        filter: &LicenseFilter,
+        limit: usize,
+    ) -> Result<Vec<LicenseRecord>, LedgerError>;
+
+    /// Marks `old` superseded and stores `new` in one step. Fails, writing
+    /// nothing, when `old` is unknown or not active.
+    fn renew(&self, old: &TokenId, new: &LicenseRecord) -> Result<(), LedgerError>;
+
+    /// Marks a license revoked and appends it to the revocation list,
+    /// returning the sequence number of the first list that carries it.
+    /// Revoking an already revoked license returns its existing number and
+    /// changes nothing; a superseded license can be revoked too.
+    fn revoke(&self, token_id: &TokenId, reason: &str, at: i64) -> Result<u64, LedgerError>;
+
+    /// The current sequence number: the number of revocations so far.
+    fn revocation_seq(&self) -> Result<u64, LedgerError>;
+
+    /// The current sequence number and every revoked license, oldest first,
+    /// read together.
+    fn revocations(&self) -> Result<(u64, Vec<RevokedLicense>), LedgerError>;
+}
+
+/// An enrolled chip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChipRecord {
+    /// SHA-256 of the identity key's SubjectPublicKeyInfo.
+    pub chip_id: ChipId,
+    /// Product line, from the issuing intermediate's common name.
+    pub model: String,
+    /// DER of the device-identity certificate.
+    pub identity_cert: Vec<u8>,
+    /// Unix seconds of the first enrolment.
+    pub enrolled_at: i64,
+}
+
+/// Where a license stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LicenseState {
+    /// In force until it expires.
+    Active,
+    /// Revoked; on the revocation list.
+    Revoked,
+    /// Replaced by a renewal.
+    Superseded,
+}
+
+impl LicenseState {
+    /// The wire enum.
+    pub fn to_proto(self) -> LicenseStatus {
+        match self {
+            Self::Active => LicenseStatus::Active,
+            Self::Revoked => LicenseStatus::Revoked,
+            Self::Superseded => LicenseStatus::Superseded,
+        }
+    }
+
+    /// Lowercase name, as stored and logged.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+            Self::Superseded => "superseded",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(Self::Active),
+            "revoked" => Some(Self::Revoked),
+            "superseded" => Some(Self::Superseded),
+            _ => None,
+        }
+    }
+}
+
+/// One minted license: every field of the wire `License`, typed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LicenseRecord {
+    /// The CWT `cti` claim.
+    pub token_id: TokenId,
+    /// The chip it binds to.
+    pub chip_id: ChipId,
+    /// The tenant the chip may serve.
+    pub tenant: String,
+    /// Where the chip may sit.
+    pub site: SiteClaim,
+    /// Unix seconds when minted.
+    pub issued_at: i64,
+    /// Unix seconds when it starts to hold.
+    pub not_before: i64,
+    /// Unix seconds when it stops holding.
+    pub expires_at: i64,
+    /// Where it stands now.
+    pub state: LicenseState,
+    /// The signed COSE_Sign1 token.
+    pub token: Vec<u8>,
+    /// The license this one renewed, if any.
+    pub renewed_from: Option<TokenId>,
+    /// What the chip may do.
+    pub entitlements: Vec<String>,
+    /// Export classification.
+    pub eccn: String,
+}
+
+/// Which licenses [`Ledger::list_licenses`] returns; `None` matches all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LicenseFilter {
+    /// Only this chip's licenses.
+    pub chip_id: Option<ChipId>,
+    /// Only this tenant's licenses.
+    pub tenant: Option<String>,
+}
+
+/// Why a ledger call failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The chip is enrolled with a different identity certificate.
+    #[error("chip {chip_id} is enrolled with a different identity certificate")]
+    Conflict {
+        /// The chip.
+        chip_id: ChipId,
+    },
+    /// A license was stored for a chip that is not enrolled.
+    #[error("chip {chip_id} is not enrolled")]
+    UnknownChip {
+        /// The chip.
+        chip_id: ChipId,
+    },
+    /// No license has this token id.
+    #[error("license {token_id} not found")]
+    NotFound {
+        /// The token id asked for.
+        token_id: TokenId,
+    },
+    /// The license cannot be renewed in its current state.
+    #[error("license {token_id} is {}", state.as_str())]
+    NotActive {
+        /// The license.
+        token_id: TokenId,
+        /// Its state.
+        state: LicenseState,
+    },
+    /// A license with this token id already exists.
+    #[error("token id {token_id} is already taken")]
+    DuplicateToken {
+        /// The token id.
+        token_id: TokenId,
+    },
+    /// The database was written by a newer schema than this build knows.
+    #[error("schema version {found} is newer than the supported {supported}")]
+    SchemaVersion {
+        /// Version found in the database.
+        found: i64,
+        /// Newest version this build reads.
+        supported: i64,
+    },
+    /// A stored value cannot be read back.
+    #[error("stored {what} is unreadable")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+    },
+    /// The database cannot be reached, is locked, full or read-only.
+    #[error("database unavailable")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// Any other backend failure.
+    #[error("database error")]
+    Backend(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+#[cfg(test)]
+mod tests;
