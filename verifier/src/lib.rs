@@ -1,1 +1,14 @@
-//! placeholder
+//! The Chipward verifier: hands out challenges, appraises evidence against a
+//! license token and reference values, and signs what it concluded.
+//!
+//! Everything a request carries is attacker-controlled. The checks live in
+//! [`appraisal`]; the gRPC edge in [`service`] only translates.
+
+pub mod appraisal;
+pub mod challenge;
+pub mod claims;
+pub mod config;
+pub mod evidence;
+pub mod policy;
+pub mod revocation;
+pub mod service;

@@ -1,0 +1,387 @@
+//! The full appraisal of one request: evidence, license and claims in, a
+//! signed attestation result out.
+//!
+//! Attacker-controlled: everything in [`AppraisalRequest`]. A request that
+//! cannot be appraised at all (malformed transcript, certificates, challenge
+//! or token, or over-long claims) is an [`AppraisalError`]; anything else
+//! yields a signed result in which every claim is pass, fail or unknown.
+//!
+//! Checks, in order:
+//! 1. Bounds on the claimed tenant and site.
+//! 2. Evidence: structure, chain, signature ([`crate::evidence::spdm`]).
+//! 3. License: envelope, algorithm, issuer key, signature, audience.
+//! 4. Freshness: the challenge's MAC and expiry, the evidence nonce against
+//!    the one derived from challenge, tenant and site, then single use.
+//! 5. Identity binding: token subject equals the chip the chain proves.
+//! 6. Measurements against the model's reference values.
+//! 7. License window and revocation.
+//! 8. Tenant and site against the license.
+//!
+//! A claim whose prerequisites did not pass is unknown with code
+//! `CW-DEPENDS`, never passed.
+
+use chipward_certs::keys::Ed25519Key;
+use chipward_proto::cose::{CoseError, TrustedKeys};
+use chipward_proto::license::{self, TokenError, VerifiedLicense};
+use chipward_proto::nonce::{Challenge, ChallengeError, evidence_nonce};
+use chipward_proto::result::{AttestationResult, ClaimResult, MeasurementRecord, Status};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+use crate::challenge::{Challenges, FreshnessFailure};
+use crate::claims::{self, code};
+use crate::evidence::roots::Roots;
+use crate::evidence::spdm::{self, EvidenceError, EvidenceFacts};
+use crate::policy::reference::ReferenceValues;
+use crate::revocation::RevocationCache;
+
+/// Longest tenant name accepted, in bytes.
+pub const MAX_TENANT_LEN: usize = 128;
+/// Longest site id accepted, in bytes.
+pub const MAX_SITE_LEN: usize = 64;
+
+/// Tunables of the appraisal, with their defaults.
+#[derive(Clone, Debug)]
+pub struct AppraisalSettings {
+    /// The `aud` a license must carry. Default `chipward-verifier`.
+    pub audience: String,
+    /// Clock skew allowed on license windows, seconds. Default 60.
+    pub skew_secs: i64,
+}
+
+impl Default for AppraisalSettings {
+    fn default() -> Self {
+        Self { audience: "chipward-verifier".into(), skew_secs: 60 }
+    }
+}
+
+/// One appraisal's input, as received.
+#[derive(Clone, Copy, Debug)]
+pub struct AppraisalRequest<'a> {
+    /// The challenge the verifier handed out.
+    pub challenge: &'a [u8],
+    /// SPDM transcript.
+    pub transcript: &'a [u8],
+    /// DER certificates, leaf first.
+    pub cert_chain: &'a [Vec<u8>],
+    /// COSE_Sign1 license token.
+    pub license_token: &'a [u8],
+    /// Tenant the chip claims.
+    pub tenant: &'a str,
+    /// Site the chip claims.
+    pub site_id: &'a str,
+}
+
+/// A signed result and its decoded content.
+#[derive(Clone, Debug)]
+pub struct Appraisal {
+    /// What was concluded.
+    pub result: AttestationResult,
+    /// The COSE_Sign1 the verifier signed.
+    pub signed: Vec<u8>,
+}
+
+/// A request that cannot be appraised.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AppraisalError {
+    /// Tenant or site id too long.
+    #[error("{field} is longer than {max} bytes")]
+    ClaimTooLong {
+        /// Which field.
+        field: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// Evidence that does not parse.
+    #[error("evidence refused")]
+    Evidence(#[source] EvidenceError),
+    /// A challenge of the wrong shape.
+    #[error("challenge is malformed")]
+    Challenge(#[source] ChallengeError),
+    /// A token that is not a readable COSE_Sign1 license.
+    #[error("license token is malformed")]
+    Token(#[source] TokenError),
+}
+
+/// Everything an appraisal needs; shared by all requests.
+pub struct Appraiser {
+    settings: AppraisalSettings,
+    roots: Roots,
+    references: ReferenceValues,
+    issuer_keys: TrustedKeys,
+    challenges: Challenges,
+    revocations: std::sync::Arc<RevocationCache>,
+    result_key: Ed25519Key,
+}
+
+impl std::fmt::Debug for Appraiser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appraiser").field("roots", &self.roots).finish_non_exhaustive()
+    }
+}
+
+impl Appraiser {
+    /// Assembles an appraiser.
+    pub fn new(
+        settings: AppraisalSettings,
+        roots: Roots,
+        references: ReferenceValues,
+        issuer_keys: TrustedKeys,
+        challenges: Challenges,
+        revocations: std::sync::Arc<RevocationCache>,
+        result_key: Ed25519Key,
+    ) -> Self {
+        Self { settings, roots, references, issuer_keys, challenges, revocations, result_key }
+    }
+
+    /// Mints a challenge at `now_ms`.
+    pub fn challenge(&self, now_ms: i64) -> Challenge {
+        self.challenges.mint(now_ms)
+    }
+
+    /// The revocation list state.
+    pub fn revocations(&self) -> &RevocationCache {
+        &self.revocations
+    }
+
+    /// Id of the result-signing key.
+    pub fn result_key_id(&self) -> String {
+        self.result_key.key_id()
+    }
+
+    /// Appraises one request at `now_ms` (Unix milliseconds).
+    pub fn appraise(&self, req: &AppraisalRequest<'_>, now_ms: i64) -> Result<Appraisal, AppraisalError> {
+        let now = now_ms.div_euclid(1000);
+
+        // 1. Bounds.
+        check_len("tenant", req.tenant, MAX_TENANT_LEN)?;
+        check_len("site_id", req.site_id, MAX_SITE_LEN)?;
+
+        // 2. Evidence; 3. license; both refuse unreadable input outright.
+        let facts = spdm::examine(req.transcript, req.cert_chain, &self.roots, now)
+            .map_err(AppraisalError::Evidence)?;
+        let challenge = Challenge::decode(req.challenge).map_err(AppraisalError::Challenge)?;
+        let license = self.open_license(req.license_token)?;
+        let license_claim = match &license {
+            Ok(v) => self.audience_claim(v),
+            Err(e) => claims::fail(claims::LICENSE_SIGNATURE, code::LICENSE_SIGNATURE, e.to_string()),
+        };
+        let license = license.ok().filter(|_| license_claim.status == Status::Pass);
+
+        // 4. Freshness.
+        let expected = evidence_nonce(req.challenge, req.tenant, req.site_id);
+        let freshness = self.freshness(&challenge, &facts, &expected, now_ms);
+
+        // 5 to 8.
+        let claim_set = ClaimSet { facts: &facts, license: license.as_ref(), freshness: &freshness };
+        let mut out = vec![license_claim];
+        out.push(self.window_claim(license.as_ref(), now));
+        out.push(self.revocation_claim(license.as_ref(), now_ms));
+        out.push(facts.chain.clone());
+        out.push(facts.signature.clone());
+        out.push(freshness.clone());
+        out.push(claim_set.identity());
+        out.push(self.measurements_claim(&facts, freshness.status == Status::Pass));
+        out.push(claim_set.bound(claims::TENANT, |l| l.tenant == req.tenant, code::TENANT_MISMATCH, || {
+            format!("claims tenant {:?}, license names another", req.tenant)
+        }));
+        out.push(claim_set.bound(claims::SITE, |l| l.site.id == req.site_id, code::SITE_MISMATCH, || {
+            format!("claims site {:?}, license names another", req.site_id)
+        }));
+
+        let token_id = license::decode_unverified(req.license_token)
+            .map(|c| c.token_id.to_hex())
+            .unwrap_or_default();
+        Ok(self.sign(&facts, req.tenant, req.site_id, token_id, out, now))
+    }
+
+    /// Appraises evidence alone, as read from files: no license, and the
+    /// nonce compared with `expected_nonce` when one is given.
+    pub fn appraise_report(
+        &self,
+        transcript: &[u8],
+        cert_chain: &[Vec<u8>],
+        expected_nonce: Option<&[u8; 32]>,
+        now: i64,
+    ) -> Result<Appraisal, AppraisalError> {
+        let facts = spdm::examine(transcript, cert_chain, &self.roots, now).map_err(AppraisalError::Evidence)?;
+        let freshness = match expected_nonce {
+            None => claims::unknown(claims::EVIDENCE_FRESHNESS, code::NONCE_NOT_GIVEN, "no expected nonce given"),
+            Some(n) if ct_eq(n, &facts.transcript.request.nonce) => {
+                claims::pass(claims::EVIDENCE_FRESHNESS, "request nonce is the expected one")
+            }
+            Some(_) => claims::fail(
+                claims::EVIDENCE_FRESHNESS,
+                code::NONCE_MISMATCH,
+                "request nonce is not the expected one",
+            ),
+        };
+        let out = vec![
+            facts.chain.clone(),
+            facts.signature.clone(),
+            freshness.clone(),
+            self.measurements_claim(&facts, freshness.status != Status::Fail),
+        ];
+        Ok(self.sign(&facts, "", "", String::new(), out, now))
+    }
+
+    fn open_license(&self, token: &[u8]) -> Result<Result<VerifiedLicense, TokenError>, AppraisalError> {
+        match license::verify(token, &self.issuer_keys) {
+            Ok(v) => Ok(Ok(v)),
+            Err(
+                e @ (TokenError::Envelope(CoseError::Malformed | CoseError::NoPayload | CoseError::TooLarge { .. })
+                | TokenError::Claims
+                | TokenError::Claim(_)),
+            ) => Err(AppraisalError::Token(e)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    fn audience_claim(&self, license: &VerifiedLicense) -> ClaimResult {
+        if license.claims().audience == self.settings.audience {
+            claims::pass(claims::LICENSE_SIGNATURE, format!("signed by issuer key {}", license.key_id()))
+        } else {
+            claims::fail(
+                claims::LICENSE_SIGNATURE,
+                code::LICENSE_SIGNATURE,
+                format!("license is for audience {:?}", license.claims().audience),
+            )
+        }
+    }
+
+    fn freshness(&self, challenge: &Challenge, facts: &EvidenceFacts, expected: &[u8; 32], now_ms: i64) -> ClaimResult {
+        let name = claims::EVIDENCE_FRESHNESS;
+        if let Err(e) = self.challenges.check(challenge, now_ms) {
+            let c = if matches!(e, FreshnessFailure::Forged) { code::CHALLENGE_FORGED } else { code::CHALLENGE_EXPIRED };
+            return claims::fail(name, c, e.to_string());
+        }
+        if !ct_eq(expected, &facts.transcript.request.nonce) {
+            return claims::fail(name, code::NONCE_MISMATCH, "evidence nonce does not answer this challenge, tenant and site");
+        }
+        match self.challenges.consume(challenge, now_ms) {
+            Ok(()) => claims::pass(name, "answers a fresh challenge for the claimed tenant and site"),
+            Err(e) => claims::fail(name, code::REPLAY, e.to_string()),
+        }
+    }
+
+    fn window_claim(&self, license: Option<&VerifiedLicense>, now: i64) -> ClaimResult {
+        let name = claims::LICENSE_VALIDITY;
+        let Some(license) = license else {
+            return depends(name, "license signature");
+        };
+        match license.check_window(now, self.settings.skew_secs) {
+            Ok(()) => claims::pass(name, format!("valid until {}", license.claims().expires_at)),
+            Err(e @ TokenError::Expired { .. }) => claims::fail(name, code::LICENSE_EXPIRED, e.to_string()),
+            Err(e) => claims::fail(name, code::LICENSE_NOT_YET_VALID, e.to_string()),
+        }
+    }
+
+    fn revocation_claim(&self, license: Option<&VerifiedLicense>, now_ms: i64) -> ClaimResult {
+        match license {
+            Some(l) => self.revocations.judge(&l.claims().token_id.to_hex(), now_ms),
+            None => depends(claims::LICENSE_REVOCATION, "license signature"),
+        }
+    }
+
+    fn measurements_claim(&self, facts: &EvidenceFacts, fresh: bool) -> ClaimResult {
+        match &facts.identity {
+            Some(id) if facts.authentic() && fresh => self.references.judge(&id.model, &facts.transcript.response.blocks),
+            _ => depends(claims::FIRMWARE_MEASUREMENTS, "evidence chain, signature and freshness"),
+        }
+    }
+
+    fn sign(
+        &self,
+        facts: &EvidenceFacts,
+        tenant: &str,
+        site_id: &str,
+        token_id: String,
+        claims: Vec<ClaimResult>,
+        now: i64,
+    ) -> Appraisal {
+        let identity = facts.identity.as_ref();
+        let result = AttestationResult {
+            appraised_at: now,
+            chip_id: identity.map(|i| i.chip_id.to_hex()).unwrap_or_default(),
+            model: identity.map(|i| i.model.clone()).unwrap_or_default(),
+            tenant: tenant.to_owned(),
+            site_id: site_id.to_owned(),
+            token_id,
+            evidence_sha256: hex::encode(facts.evidence_sha256),
+            measurements: facts
+                .transcript
+                .response
+                .blocks
+                .iter()
+                .map(|b| MeasurementRecord { index: b.index, value: hex::encode(&b.value) })
+                .collect(),
+            verdict: AttestationResult::verdict_of(&claims),
+            claims,
+        };
+        let signed = result.sign(&self.result_key.key_id(), |m| self.result_key.sign(m));
+        Appraisal { result, signed }
+    }
+}
+
+/// The claims that need several prerequisites.
+struct ClaimSet<'a> {
+    facts: &'a EvidenceFacts,
+    license: Option<&'a VerifiedLicense>,
+    freshness: &'a ClaimResult,
+}
+
+impl ClaimSet<'_> {
+    fn identity(&self) -> ClaimResult {
+        let name = claims::IDENTITY_BINDING;
+        let (Some(license), Some(id)) = (self.license, &self.facts.identity) else {
+            return depends(name, "license signature and evidence chain");
+        };
+        if license.claims().chip_id == id.chip_id {
+            claims::pass(name, format!("license names chip {}", id.chip_id.short()))
+        } else {
+            claims::fail(
+                name,
+                code::IDENTITY_MISMATCH,
+                format!("license names chip {}, evidence proves chip {}", license.claims().chip_id.short(), id.chip_id.short()),
+            )
+        }
+    }
+
+    /// A claim the evidence binds (through its nonce) and the license decides.
+    fn bound(
+        &self,
+        name: &str,
+        holds: impl Fn(&license::LicenseClaims) -> bool,
+        fail_code: &str,
+        reason: impl Fn() -> String,
+    ) -> ClaimResult {
+        let bound = self.facts.signature.status == Status::Pass && self.freshness.status == Status::Pass;
+        match self.license {
+            Some(l) if bound => {
+                if holds(l.claims()) {
+                    claims::pass(name, "matches the license")
+                } else {
+                    claims::fail(name, fail_code, reason())
+                }
+            }
+            _ => depends(name, "license signature, evidence signature and freshness"),
+        }
+    }
+}
+
+fn depends(name: &str, on: &str) -> ClaimResult {
+    claims::unknown(name, code::DEPENDS, format!("not decided: {on} did not pass"))
+}
+
+fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), AppraisalError> {
+    if value.len() > max {
+        return Err(AppraisalError::ClaimTooLong { field, max });
+    }
+    Ok(())
+}
+
+/// Nonces come from peers: compare them in constant time.
+fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.ct_eq(b).into()
+}

@@ -1,0 +1,107 @@
+//! The claims an appraisal decides, their stable names, and the stable codes
+//! that say why one failed or stayed unknown. Operators and the issuer match
+//! on these strings; never rename one, only add.
+
+use chipward_proto::result::{ClaimResult, Status};
+
+/// The license token carries a valid signature by a trusted issuer key, for
+/// this audience.
+pub const LICENSE_SIGNATURE: &str = "license.signature";
+/// The license is inside its validity window (with the stated skew).
+pub const LICENSE_VALIDITY: &str = "license.validity";
+/// The license is not on the issuer's revocation list.
+pub const LICENSE_REVOCATION: &str = "license.revocation";
+/// The evidence's certificate chain ends at a trusted vendor root.
+pub const EVIDENCE_CHAIN: &str = "evidence.chain";
+/// The evidence is signed by the chain's leaf key.
+pub const EVIDENCE_SIGNATURE: &str = "evidence.signature";
+/// The evidence answers a fresh, unused challenge for the claimed tenant and
+/// site.
+pub const EVIDENCE_FRESHNESS: &str = "evidence.freshness";
+/// The license names the chip the evidence proves.
+pub const IDENTITY_BINDING: &str = "identity.binding";
+/// Every measurement with a reference value matches an approved one.
+pub const FIRMWARE_MEASUREMENTS: &str = "firmware.measurements";
+/// The claimed tenant is the license's tenant.
+pub const TENANT: &str = "tenant";
+/// The claimed site is the license's site.
+pub const SITE: &str = "site";
+
+/// Every claim, in the order results list them.
+pub const ALL: [&str; 10] = [
+    LICENSE_SIGNATURE,
+    LICENSE_VALIDITY,
+    LICENSE_REVOCATION,
+    EVIDENCE_CHAIN,
+    EVIDENCE_SIGNATURE,
+    EVIDENCE_FRESHNESS,
+    IDENTITY_BINDING,
+    FIRMWARE_MEASUREMENTS,
+    TENANT,
+    SITE,
+];
+
+/// The code of every passing claim.
+pub const OK: &str = "ok";
+
+/// A passing claim.
+pub(crate) fn pass(claim: &str, reason: impl Into<String>) -> ClaimResult {
+    ClaimResult { claim: claim.into(), status: Status::Pass, code: OK.into(), reason: reason.into() }
+}
+
+/// A failing claim with its code.
+pub(crate) fn fail(claim: &str, code: &str, reason: impl Into<String>) -> ClaimResult {
+    ClaimResult { claim: claim.into(), status: Status::Fail, code: code.into(), reason: reason.into() }
+}
+
+/// A claim that could not be decided, with its code.
+pub(crate) fn unknown(claim: &str, code: &str, reason: impl Into<String>) -> ClaimResult {
+    ClaimResult {
+        claim: claim.into(),
+        status: Status::Unknown,
+        code: code.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Stable failure and unknown codes.
+pub mod code {
+    /// Token signature, key id, algorithm or audience refused.
+    pub const LICENSE_SIGNATURE: &str = "CW-LIC-SIGNATURE";
+    /// Token used after its expiry.
+    pub const LICENSE_EXPIRED: &str = "CW-LIC-EXPIRED";
+    /// Token used before its start.
+    pub const LICENSE_NOT_YET_VALID: &str = "CW-LIC-NOT-YET-VALID";
+    /// Token on the revocation list.
+    pub const LICENSE_REVOKED: &str = "CW-LIC-REVOKED";
+    /// No revocation list fresh enough to decide.
+    pub const REVOCATION_STALE: &str = "CW-REV-STALE";
+    /// Certificate chain refused.
+    pub const CHAIN: &str = "CW-EV-CHAIN";
+    /// Evidence signature refused.
+    pub const EVIDENCE_SIGNATURE: &str = "CW-EV-SIGNATURE";
+    /// Challenge not minted by a verifier sharing the nonce key.
+    pub const CHALLENGE_FORGED: &str = "CW-EV-CHALLENGE";
+    /// Challenge past its expiry.
+    pub const CHALLENGE_EXPIRED: &str = "CW-EV-CHALLENGE-EXPIRED";
+    /// Challenge already used.
+    pub const REPLAY: &str = "CW-EV-REPLAY";
+    /// Evidence nonce does not answer this challenge, tenant and site.
+    pub const NONCE_MISMATCH: &str = "CW-EV-NONCE";
+    /// No expected nonce was given (file appraisal).
+    pub const NONCE_NOT_GIVEN: &str = "CW-EV-NONCE-UNCHECKED";
+    /// Token subject is another chip.
+    pub const IDENTITY_MISMATCH: &str = "CW-ID-MISMATCH";
+    /// A measurement differs from every approved value, or is missing.
+    pub const MEASUREMENT_MISMATCH: &str = "CW-FW-MISMATCH";
+    /// No reference values for the chip's model.
+    pub const NO_REFERENCE: &str = "CW-FW-NO-REFERENCE";
+    /// Claimed tenant differs from the license's.
+    pub const TENANT_MISMATCH: &str = "CW-TENANT";
+    /// Claimed site differs from the license's.
+    pub const SITE_MISMATCH: &str = "CW-SITE";
+    /// A prerequisite claim did not pass, so this one was not decided.
+    pub const DEPENDS: &str = "CW-DEPENDS";
+    /// The appraisal did not ask about this claim.
+    pub const NOT_REQUESTED: &str = "CW-NOT-REQUESTED";
+}

@@ -1,0 +1,134 @@
+//! The verifier's configuration file (TOML). Every key is optional; the
+//! defaults below suit a single replica on one machine next to the issuer.
+//! The file is operator-supplied; unknown keys are refused so a typo is not
+//! silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chipward_certs::chain::ChainPolicy;
+use chipward_certs::keys::{Ed25519Key, key_id_for};
+use chipward_certs::pem;
+use chipward_proto::cose::TrustedKeys;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::appraisal::{AppraisalSettings, Appraiser};
+use crate::challenge::{Challenges, NonceKey};
+use crate::evidence::roots::Roots;
+use crate::policy::reference::ReferenceValues;
+use crate::revocation::RevocationCache;
+
+/// Verifier settings, as read from the file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifierConfig {
+    /// Address to listen on. Default `127.0.0.1:7402`.
+    pub listen: SocketAddr,
+    /// Folder made by `chipward-pki init`: reads `verifier-result.key`,
+    /// `issuer-token.pub` and `vendor-root.pem`. Default `./pki`.
+    pub pki_dir: PathBuf,
+    /// More trusted vendor roots (PEM files), for example NVIDIA's device
+    /// root. Default none.
+    pub extra_roots: Vec<PathBuf>,
+    /// Reference values file (see `policy::reference`). Default none: every
+    /// measurement claim is unknown.
+    pub reference_values: Option<PathBuf>,
+    /// The issuer's gRPC address, for revocation lists. Default
+    /// `http://127.0.0.1:7401`.
+    pub issuer_endpoint: String,
+    /// How often to fetch the revocation list, milliseconds. Default 5000.
+    pub revocation_refresh_ms: u64,
+    /// Age past which the list is stale and revocation claims are unknown,
+    /// milliseconds. Default 30000.
+    pub revocation_max_age_ms: i64,
+    /// Lifetime of a challenge, milliseconds. Default 60000.
+    pub challenge_ttl_ms: i64,
+    /// Skew allowed on license windows, seconds. Default 60.
+    pub clock_skew_secs: i64,
+    /// The audience a license must name. Default `chipward-verifier`.
+    pub audience: String,
+    /// File holding the 32-byte nonce key as 64 hex digits, shared by
+    /// replicas. Default none: a random key, so only this replica accepts
+    /// its challenges.
+    pub nonce_key_file: Option<PathBuf>,
+    /// Largest gRPC message accepted or sent, bytes. Default 1048576.
+    pub max_message_bytes: usize,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7402)),
+            pki_dir: PathBuf::from("pki"),
+            extra_roots: Vec::new(),
+            reference_values: None,
+            issuer_endpoint: "http://127.0.0.1:7401".into(),
+            revocation_refresh_ms: 5_000,
+            revocation_max_age_ms: 30_000,
+            challenge_ttl_ms: 60_000,
+            clock_skew_secs: 60,
+            audience: "chipward-verifier".into(),
+            nonce_key_file: None,
+            max_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// What the files yield.
+pub struct Loaded {
+    /// The appraiser.
+    pub appraiser: Arc<Appraiser>,
+    /// Issuer keys, for checking revocation lists.
+    pub issuer_keys: TrustedKeys,
+    /// The revocation cache the refresher fills.
+    pub revocations: Arc<RevocationCache>,
+}
+
+impl VerifierConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(toml::from_str(&text)?)
+    }
+
+    /// Reads every file the configuration names and builds the appraiser.
+    pub fn load(&self) -> anyhow::Result<Loaded> {
+        let read = |name: &str| std::fs::read_to_string(self.pki_dir.join(name));
+        let result_key = Ed25519Key::from_pkcs8_der(&pem::parse_private_key(&read("verifier-result.key")?)?)?;
+        let issuer_public = pem::parse_ed25519_public(&read("issuer-token.pub")?)?;
+        let issuer_keys = TrustedKeys::new().with(key_id_for(&issuer_public), issuer_public);
+
+        let mut roots = pem::parse_certificates(&read("vendor-root.pem")?)?;
+        for path in &self.extra_roots {
+            roots.extend(pem::parse_certificates(&std::fs::read_to_string(path)?)?);
+        }
+        let references = match &self.reference_values {
+            Some(path) => ReferenceValues::from_toml(&std::fs::read_to_string(path)?)?,
+            None => ReferenceValues::default(),
+        };
+        let nonce_key = match &self.nonce_key_file {
+            Some(path) => {
+                let text = Zeroizing::new(std::fs::read_to_string(path)?);
+                let mut bytes = Zeroizing::new([0u8; 32]);
+                hex::decode_to_slice(text.trim(), bytes.as_mut())?;
+                NonceKey::from_bytes(&bytes)
+            }
+            None => NonceKey::generate(),
+        };
+
+        let revocations = Arc::new(RevocationCache::new(self.revocation_max_age_ms));
+        let settings = AppraisalSettings { audience: self.audience.clone(), skew_secs: self.clock_skew_secs };
+        let appraiser = Appraiser::new(
+            settings,
+            Roots::new(&roots, ChainPolicy::default())?,
+            references,
+            issuer_keys.clone(),
+            Challenges::new(nonce_key, self.challenge_ttl_ms),
+            Arc::clone(&revocations),
+            result_key,
+        );
+        Ok(Loaded { appraiser: Arc::new(appraiser), issuer_keys, revocations })
+    }
+}

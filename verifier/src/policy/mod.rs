@@ -1,0 +1,3 @@
+//! Appraisal policy: reference values for firmware measurements.
+
+pub mod reference;

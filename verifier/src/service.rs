@@ -1,0 +1,198 @@
+//! The gRPC edge of the verifier: translates requests to [`Appraiser`]
+//! calls and errors to status codes. No appraisal logic lives here.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chipward_proto::cose::TrustedKeys;
+use chipward_proto::grpc::issuer_client::IssuerClient;
+use chipward_proto::grpc::verifier_server::{Verifier, VerifierServer};
+use chipward_proto::grpc::{
+    AppraiseRequest, AppraiseResponse, ChallengeRequest, ChallengeResponse, GetRevocationListRequest,
+    InfoRequest, InfoResponse, evidence,
+};
+use chipward_proto::result::Status as Verdict;
+use chipward_proto::revocation;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+use tracing::{debug, info, instrument, warn};
+
+use crate::appraisal::{AppraisalError, AppraisalRequest, Appraiser};
+use crate::revocation::RevocationCache;
+
+/// Unix milliseconds; the only clock the service reads.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        now.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+    })
+}
+
+/// Errors the verifier returns instead of a result.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The request carries no evidence.
+    #[error("request carries no evidence")]
+    NoEvidence,
+    /// The request cannot be appraised.
+    #[error(transparent)]
+    Appraisal(#[from] AppraisalError),
+    /// The appraisal task failed.
+    #[error("appraisal task failed")]
+    Task,
+}
+
+impl From<ServiceError> for Status {
+    fn from(e: ServiceError) -> Self {
+        match &e {
+            ServiceError::NoEvidence => Self::invalid_argument(e.to_string()),
+            ServiceError::Appraisal(inner) => {
+                let detail = std::error::Error::source(inner).map(|s| format!(": {s}")).unwrap_or_default();
+                Self::invalid_argument(format!("{inner}{detail}"))
+            }
+            ServiceError::Task => Self::internal("internal error"),
+        }
+    }
+}
+
+/// The gRPC verifier service.
+#[derive(Clone)]
+pub struct VerifierService {
+    appraiser: Arc<Appraiser>,
+    clock: Clock,
+}
+
+impl VerifierService {
+    /// A service over `appraiser`, reading time from `clock`.
+    pub fn new(appraiser: Arc<Appraiser>, clock: Clock) -> Self {
+        Self { appraiser, clock }
+    }
+}
+
+#[tonic::async_trait]
+impl Verifier for VerifierService {
+    #[instrument(skip_all)]
+    async fn challenge(&self, _: Request<ChallengeRequest>) -> Result<Response<ChallengeResponse>, Status> {
+        let challenge = self.appraiser.challenge((self.clock)());
+        Ok(Response::new(ChallengeResponse {
+            expires_at_ms: challenge.expires_at_ms,
+            challenge: challenge.encode(),
+        }))
+    }
+
+    #[instrument(skip_all, fields(tenant, site, chip, verdict))]
+    async fn appraise(&self, request: Request<AppraiseRequest>) -> Result<Response<AppraiseResponse>, Status> {
+        let req = request.into_inner();
+        let span = tracing::Span::current();
+        span.record("tenant", req.tenant.as_str());
+        span.record("site", req.site_id.as_str());
+        let Some(evidence::Kind::Spdm(spdm)) = req.evidence.and_then(|e| e.kind) else {
+            return Err(ServiceError::NoEvidence.into());
+        };
+
+        let appraiser = Arc::clone(&self.appraiser);
+        let now = (self.clock)();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let input = AppraisalRequest {
+                challenge: &req.challenge,
+                transcript: &spdm.transcript,
+                cert_chain: &spdm.cert_chain,
+                license_token: &req.license_token,
+                tenant: &req.tenant,
+                site_id: &req.site_id,
+            };
+            appraiser.appraise(&input, now)
+        })
+        .await
+        .map_err(|_| ServiceError::Task)?;
+
+        let appraisal = outcome.map_err(|e| {
+            warn!(error = %e, "appraisal refused");
+            ServiceError::from(e)
+        })?;
+        let result = &appraisal.result;
+        span.record("chip", result.chip_id.get(..12).unwrap_or(""));
+        span.record("verdict", format!("{:?}", result.verdict));
+        if result.verdict == Verdict::Pass {
+            debug!("appraisal passed");
+        } else {
+            let failed: Vec<&str> =
+                result.claims.iter().filter(|c| c.status != Verdict::Pass).map(|c| c.code.as_str()).collect();
+            warn!(codes = ?failed, "appraisal did not pass");
+        }
+        Ok(Response::new(AppraiseResponse { result: appraisal.signed }))
+    }
+
+    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let status = self.appraiser.revocations().status((self.clock)());
+        Ok(Response::new(InfoResponse {
+            result_key_id: self.appraiser.result_key_id(),
+            revocation_seq: status.map(|s| s.0).unwrap_or(0),
+            revocation_age_ms: status.map(|s| s.1).unwrap_or(-1),
+        }))
+    }
+}
+
+/// Serves `service` on an already bound listener until `shutdown` resolves;
+/// requests in flight finish first.
+pub async fn serve(
+    service: VerifierService,
+    listener: TcpListener,
+    max_message_bytes: usize,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let server = VerifierServer::new(service)
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    tonic::transport::Server::builder()
+        .add_service(server)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
+/// Fetches the issuer's revocation list every `interval` until the task is
+/// dropped, keeping only lists signed by `issuer_keys`.
+pub async fn refresh_revocations(
+    endpoint: String,
+    issuer_keys: TrustedKeys,
+    cache: Arc<RevocationCache>,
+    interval: Duration,
+    clock: Clock,
+) {
+    let channel = match tonic::transport::Endpoint::from_shared(endpoint.clone()) {
+        Ok(e) => e.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(5)).connect_lazy(),
+        Err(e) => {
+            warn!(%endpoint, error = %e, "bad issuer endpoint; revocation claims will stay unknown");
+            return;
+        }
+    };
+    let mut client = IssuerClient::new(channel).max_decoding_message_size(revocation::MAX_LIST_LEN + 1024);
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        ticker.tick().await;
+        match client.get_revocation_list(GetRevocationListRequest {}).await {
+            Ok(resp) => match revocation::verify(&resp.into_inner().signed_list, &issuer_keys) {
+                Ok(list) => {
+                    let seq = list.seq;
+                    if cache.update(list, clock()) {
+                        debug!(seq, "revocation list refreshed");
+                    }
+                }
+                Err(e) => warn!(error = %e, "revocation list refused"),
+            },
+            Err(e) => warn!(code = ?e.code(), "revocation list fetch failed"),
+        }
+    }
+}
+
+/// Logs the listening address; kept here so `main` stays thin.
+pub fn announce(addr: std::net::SocketAddr, key_id: &str) {
+    info!(%addr, result_key = key_id, "verifier listening");
+}
