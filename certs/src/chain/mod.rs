@@ -35,6 +35,7 @@ mod error;
 mod signature;
 
 use x509_parser::certificate::X509Certificate;
+use x509_parser::der_parser::asn1_rs::{Any, FromDer as _};
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::oid_registry::OID_X509_EXT_NAME_CONSTRAINTS;
 use x509_parser::parse_x509_certificate;
@@ -298,12 +299,45 @@ fn parse_certificate(der: &[u8], link: Link) -> Result<X509Certificate<'_>, Chai
             rest.len()
         )));
     }
-    if cert.tbs_certificate.signature != cert.signature_algorithm {
+    if !outer_algorithm_repeats_signed_one(der) {
         return Err(malformed(
             "tbs and outer signature algorithms differ".into(),
         ));
     }
     Ok(cert)
+}
+
+/// RFC 5280 section 4.1.1.2: the outer signatureAlgorithm must equal the one inside the TBS.
+/// The outer copy is not covered by the signature, so it is compared byte for byte: a
+/// comparison of parsed values would let a lax encoding there (x509-parser reads an OID
+/// under any tag) give a signed certificate a second encoding that still validates.
+fn outer_algorithm_repeats_signed_one(der: &[u8]) -> bool {
+    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
+    let Some(cert) = der_elements(der) else {
+        return false;
+    };
+    let Some(tbs) = cert.first().and_then(|tbs| der_elements(tbs)) else {
+        return false;
+    };
+
+    // TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber, signature, ... }
+    let has_version = tbs.first().is_some_and(|v| v.first() == Some(&0xa0));
+    let signed = tbs.get(usize::from(has_version) + 1);
+    matches!((cert.get(1), signed), (Some(outer), Some(signed)) if outer == signed)
+}
+
+/// The raw encodings of (at most) the first three elements inside one DER TLV.
+fn der_elements(tlv: &[u8]) -> Option<Vec<&[u8]>> {
+    let (_, outer) = Any::from_der(tlv).ok()?;
+    let mut rest = outer.data;
+    let mut elements = Vec::with_capacity(3);
+
+    while !rest.is_empty() && elements.len() < 3 {
+        let (after, _) = Any::from_der(rest).ok()?;
+        elements.push(&rest[..rest.len() - after.len()]);
+        rest = after;
+    }
+    Some(elements)
 }
 
 /// Step 5: extensions are unique, parse, and are either non-critical or understood.

@@ -8,7 +8,7 @@
 
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use x509_parser::certificate::X509Certificate;
-use x509_parser::der_parser::asn1_rs::{Any, Tag};
+use x509_parser::der_parser::asn1_rs::{Any, Oid, Tag};
 use x509_parser::oid_registry::{
     OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
     OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA384WITHRSA, OID_SIG_ECDSA_WITH_SHA256,
@@ -178,7 +178,7 @@ enum Curve {
 
 /// The named curve in an id-ecPublicKey algorithm identifier, if it is one we accept.
 fn curve(algorithm: &AlgorithmIdentifier<'_>) -> Option<Curve> {
-    let named = algorithm.parameters.as_ref()?.as_oid().ok()?;
+    let named = named_oid(algorithm.parameters.as_ref()?)?;
     if named == OID_EC_P256 {
         Some(Curve::P256)
     } else if named == OID_NIST_EC_P384 {
@@ -186,6 +186,15 @@ fn curve(algorithm: &AlgorithmIdentifier<'_>) -> Option<Curve> {
     } else {
         None
     }
+}
+
+/// The OID held by algorithm parameters, if they are one (asn1-rs reads any primitive as
+/// an OID, so the tag is checked first).
+fn named_oid<'p>(parameters: &'p Any<'_>) -> Option<Oid<'p>> {
+    if parameters.tag() != Tag::Oid {
+        return None;
+    }
+    parameters.as_oid().ok()
 }
 
 /// True when algorithm parameters are absent or an ASN.1 NULL.
@@ -198,7 +207,7 @@ fn null_or_absent(parameters: &Option<Any<'_>>) -> bool {
 /// A key's algorithm OID, with its curve OID when the parameters are one.
 fn key_algorithm(algorithm: &AlgorithmIdentifier<'_>) -> String {
     let oid = algorithm.algorithm.to_id_string();
-    match algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()) {
+    match algorithm.parameters.as_ref().and_then(named_oid) {
         Some(named) => format!("{oid}/{}", named.to_id_string()),
         None => oid,
     }
