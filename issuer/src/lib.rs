@@ -1,3 +1,61 @@
-//! The Chipward license issuer.
+//! The Chipward license issuer: enrols chip identities, mints license tokens
+//! bound to a chip, a tenant and a site, renews them against passing
+//! attestation results, and revokes them.
+//!
+//! [`IssuerService`] implements the `chipward.v1.Issuer` gRPC service over a
+//! [`ledger::Ledger`]; [`serve`] runs it on a listener the caller bound, so
+//! tests and demos can run it in-process on `127.0.0.1:0`. Everything a peer
+//! sends is untrusted; see [`service`] for the order of checks. The thin
+//! `chipward-issuer` binary adds configuration, logging and signals.
 
+use std::future::Future;
+
+use chipward_proto::grpc::issuer_server::IssuerServer;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+pub mod clock;
+pub mod config;
+pub mod error;
 pub mod ledger;
+pub mod renewal;
+pub mod request;
+pub mod service;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{IssuerConfig, IssuerSettings};
+pub use error::ServiceError;
+pub use service::IssuerService;
+
+/// Why the server stopped with an error.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The gRPC transport failed.
+    #[error("grpc server failed")]
+    Transport(#[source] tonic::transport::Error),
+}
+
+/// Serves `service` on `listener` until `shutdown` completes, then lets
+/// requests in flight finish.
+///
+/// Requests larger than the service's `max_message_bytes` are refused
+/// before they are decoded.
+pub async fn serve(
+    service: IssuerService,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let max = service.settings().max_message_bytes;
+    let grpc = IssuerServer::new(service).max_decoding_message_size(max);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, max_message_bytes = max, "issuer serving");
+    }
+    Server::builder()
+        .add_service(grpc)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(ServeError::Transport)
+}

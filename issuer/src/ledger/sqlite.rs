@@ -253,9 +253,11 @@ impl Ledger for SqliteLedger {
         }
 
         let seq: i64 = tx
-            .query_row("SELECT coalesce(max(seq), 0) + 1 FROM revocations", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT coalesce(max(seq), 0) + 1 FROM revocations",
+                [],
+                |r| r.get(0),
+            )
             .map_err(classify)?;
         tx.execute(
             "UPDATE licenses SET state = 'revoked' WHERE token_id = ?1",
@@ -294,9 +296,7 @@ impl Ledger for SqliteLedger {
                 )
                 .map_err(classify)?;
             let rows = stmt
-                .query_map([], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .map_err(classify)?;
             let mut out = Vec::new();
             for row in rows {
@@ -477,7 +477,10 @@ fn to_seq(seq: i64) -> Result<u64, LedgerError> {
 /// `;`, so that no character inside an entry can be mistaken for a
 /// separator and an empty entry stays distinct from an empty list.
 fn encode_list(items: &[String]) -> String {
-    items.iter().map(|i| format!("{};", hex::encode(i))).collect()
+    items
+        .iter()
+        .map(|i| format!("{};", hex::encode(i)))
+        .collect()
 }
 
 fn decode_list(text: &str) -> Result<Vec<String>, LedgerError> {
@@ -531,8 +534,12 @@ mod tests {
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
-        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-        let keys: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        let keys: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "2 is FULL");
         assert_eq!(keys, 1);

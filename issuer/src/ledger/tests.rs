@@ -46,7 +46,11 @@ fn temp_ledger() -> (tempfile::TempDir, SqliteLedger) {
 }
 
 fn state_of(ledger: &dyn Ledger, token: u8) -> LicenseState {
-    ledger.license(&TokenId([token; 16])).unwrap().unwrap().state
+    ledger
+        .license(&TokenId([token; 16]))
+        .unwrap()
+        .unwrap()
+        .state
 }
 
 fn tokens(list: &[LicenseRecord]) -> Vec<u8> {
@@ -88,7 +92,9 @@ fn stores_licenses_and_lists_newest_first_with_filters() {
     ledger.enrol_chip(&chip(2)).unwrap();
     ledger.insert_license(&license(10, 1, "acme", 100)).unwrap();
     ledger.insert_license(&license(11, 2, "acme", 300)).unwrap();
-    ledger.insert_license(&license(12, 1, "globex", 200)).unwrap();
+    ledger
+        .insert_license(&license(12, 1, "globex", 200))
+        .unwrap();
     // Same second as token 11, inserted later: it counts as newer.
     ledger.insert_license(&license(13, 1, "acme", 300)).unwrap();
 
@@ -97,7 +103,10 @@ fn stores_licenses_and_lists_newest_first_with_filters() {
     assert_eq!(ledger.license(&TokenId([99; 16])).unwrap(), None);
 
     let all = LicenseFilter::default();
-    assert_eq!(tokens(&ledger.list_licenses(&all, 100).unwrap()), [13, 11, 12, 10]);
+    assert_eq!(
+        tokens(&ledger.list_licenses(&all, 100).unwrap()),
+        [13, 11, 12, 10]
+    );
     assert_eq!(tokens(&ledger.list_licenses(&all, 2).unwrap()), [13, 11]);
     assert_eq!(ledger.list_licenses(&all, 0).unwrap(), []);
 
@@ -105,12 +114,18 @@ fn stores_licenses_and_lists_newest_first_with_filters() {
         chip_id: Some(ChipId([1; 32])),
         tenant: None,
     };
-    assert_eq!(tokens(&ledger.list_licenses(&chip1, 100).unwrap()), [13, 12, 10]);
+    assert_eq!(
+        tokens(&ledger.list_licenses(&chip1, 100).unwrap()),
+        [13, 12, 10]
+    );
     let acme = LicenseFilter {
         chip_id: None,
         tenant: Some("acme".into()),
     };
-    assert_eq!(tokens(&ledger.list_licenses(&acme, 100).unwrap()), [13, 11, 10]);
+    assert_eq!(
+        tokens(&ledger.list_licenses(&acme, 100).unwrap()),
+        [13, 11, 10]
+    );
     let both = LicenseFilter {
         chip_id: Some(ChipId([1; 32])),
         tenant: Some("acme".into()),
@@ -144,14 +159,21 @@ fn keeps_entitlement_lists_exactly() {
 #[test]
 fn refuses_licenses_for_unknown_chips_and_taken_token_ids() {
     let (_dir, ledger) = temp_ledger();
-    let err = ledger.insert_license(&license(10, 1, "acme", 5)).unwrap_err();
+    let err = ledger
+        .insert_license(&license(10, 1, "acme", 5))
+        .unwrap_err();
     assert!(matches!(err, LedgerError::UnknownChip { .. }), "{err:?}");
 
     ledger.enrol_chip(&chip(1)).unwrap();
     ledger.insert_license(&license(10, 1, "acme", 5)).unwrap();
-    let err = ledger.insert_license(&license(10, 1, "other", 6)).unwrap_err();
+    let err = ledger
+        .insert_license(&license(10, 1, "other", 6))
+        .unwrap_err();
     assert!(matches!(err, LedgerError::DuplicateToken { .. }), "{err:?}");
-    assert_eq!(ledger.license(&TokenId([10; 16])).unwrap().unwrap().tenant, "acme");
+    assert_eq!(
+        ledger.license(&TokenId([10; 16])).unwrap().unwrap().tenant,
+        "acme"
+    );
 }
 
 #[test]
@@ -165,7 +187,10 @@ fn renewal_supersedes_the_old_license_and_stores_the_new() {
     ledger.renew(&TokenId([10; 16]), &new).unwrap();
 
     assert_eq!(state_of(&ledger, 10), LicenseState::Superseded);
-    assert_eq!(ledger.license(&TokenId([11; 16])).unwrap(), Some(new.clone()));
+    assert_eq!(
+        ledger.license(&TokenId([11; 16])).unwrap(),
+        Some(new.clone())
+    );
 
     // The superseded one cannot be renewed a second time.
     let err = ledger.renew(&TokenId([10; 16]), &license(12, 1, "acme", 60));
@@ -211,7 +236,14 @@ fn renewal_rolls_back_when_the_new_license_cannot_be_stored() {
     let err = ledger.renew(&TokenId([10; 16]), &license(11, 1, "acme", 50));
     assert!(matches!(err, Err(LedgerError::DuplicateToken { .. })));
     assert_eq!(state_of(&ledger, 10), LicenseState::Active);
-    assert_eq!(ledger.license(&TokenId([11; 16])).unwrap().unwrap().issued_at, 6);
+    assert_eq!(
+        ledger
+            .license(&TokenId([11; 16]))
+            .unwrap()
+            .unwrap()
+            .issued_at,
+        6
+    );
 
     let err = ledger.renew(&TokenId([99; 16]), &license(12, 1, "acme", 50));
     assert!(matches!(err, Err(LedgerError::NotFound { .. })));
@@ -224,17 +256,26 @@ fn revocation_numbers_grow_by_one_and_repeat_for_the_same_license() {
     ledger.enrol_chip(&chip(1)).unwrap();
     ledger.enrol_chip(&chip(2)).unwrap();
     for (token, chip) in [(10, 1), (11, 2), (12, 1), (13, 1)] {
-        ledger.insert_license(&license(token, chip, "acme", 5)).unwrap();
+        ledger
+            .insert_license(&license(token, chip, "acme", 5))
+            .unwrap();
     }
     assert_eq!(ledger.revocation_seq().unwrap(), 0);
     assert_eq!(ledger.revocations().unwrap(), (0, vec![]));
 
-    assert_eq!(ledger.revoke(&TokenId([11; 16]), "contract ended", 100).unwrap(), 1);
+    assert_eq!(
+        ledger
+            .revoke(&TokenId([11; 16]), "contract ended", 100)
+            .unwrap(),
+        1
+    );
     assert_eq!(ledger.revoke(&TokenId([10; 16]), "stolen", 101).unwrap(), 2);
     assert_eq!(ledger.revoke(&TokenId([11; 16]), "again", 102).unwrap(), 1);
 
     // A superseded license can still be revoked.
-    ledger.renew(&TokenId([12; 16]), &license(14, 1, "acme", 6)).unwrap();
+    ledger
+        .renew(&TokenId([12; 16]), &license(14, 1, "acme", 6))
+        .unwrap();
     assert_eq!(ledger.revoke(&TokenId([12; 16]), "", 103).unwrap(), 3);
     assert_eq!(state_of(&ledger, 12), LicenseState::Revoked);
 

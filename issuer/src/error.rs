@@ -1,0 +1,321 @@
+//! Every way an issuer RPC can fail, and the one place that turns each into
+//! a gRPC status.
+//!
+//! The status message is short and names the failed check; internals (SQL,
+//! file paths, join errors) stay in the log. Each status also carries a
+//! stable machine-readable code in the `chipward-code` metadata entry; the
+//! codes are listed in the crate README.
+
+use chipward_certs::chain::ChainError;
+use chipward_proto::{ChipId, TokenId};
+use thiserror::Error;
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+
+use crate::ledger::{LedgerError, LicenseState};
+use crate::renewal::RenewalError;
+use crate::request::InputError;
+
+/// Metadata key of the stable error code on every error status.
+pub const CODE_METADATA_KEY: &str = "chipward-code";
+
+/// Why an issuer RPC failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// A request field is missing, malformed or out of range.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The enrolment chain does not validate to the vendor root.
+    #[error("certificate chain refused")]
+    ChainInvalid(#[source] ChainError),
+    /// A license was asked for a chip that was never enrolled.
+    #[error("chip not enrolled")]
+    ChipNotEnrolled {
+        /// The chip.
+        chip_id: ChipId,
+    },
+    /// No license has this token id.
+    #[error("license not found")]
+    LicenseNotFound {
+        /// The token id.
+        token_id: TokenId,
+    },
+    /// A renewal was refused.
+    #[error(transparent)]
+    Renewal(#[from] RenewalError),
+    /// The ledger refused or failed.
+    #[error("ledger call failed")]
+    Ledger(#[from] LedgerError),
+    /// The system random number generator failed.
+    #[error("random number generator failed")]
+    Random,
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed")]
+    TaskFailed,
+}
+
+/// How a failure should be logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// The peer sent something unusable; routine.
+    BadRequest,
+    /// A refusal for a security reason.
+    Security,
+    /// The service cannot do its job.
+    Fault,
+}
+
+impl ServiceError {
+    /// The gRPC code, the stable error code and the log severity.
+    fn classify(&self) -> (Code, &'static str, Severity) {
+        use Severity::{BadRequest, Fault, Security};
+        match self {
+            Self::Input(_) => (Code::InvalidArgument, "invalid_argument", BadRequest),
+            Self::ChainInvalid(_) => (Code::InvalidArgument, "chain_invalid", Security),
+            Self::ChipNotEnrolled { .. } => {
+                (Code::FailedPrecondition, "chip_not_enrolled", BadRequest)
+            }
+            Self::LicenseNotFound { .. } => (Code::NotFound, "license_not_found", BadRequest),
+            Self::Renewal(e) => match e {
+                RenewalError::Unauthenticated(_) => {
+                    (Code::Unauthenticated, "result_unauthenticated", Security)
+                }
+                RenewalError::NotActive { .. } => {
+                    (Code::FailedPrecondition, "license_not_active", BadRequest)
+                }
+                RenewalError::Verdict { .. } => {
+                    (Code::PermissionDenied, "renewal_verdict", Security)
+                }
+                RenewalError::TokenMismatch => {
+                    (Code::PermissionDenied, "renewal_token_mismatch", Security)
+                }
+                RenewalError::ChipMismatch => {
+                    (Code::PermissionDenied, "renewal_chip_mismatch", Security)
+                }
+                RenewalError::TenantMismatch => {
+                    (Code::PermissionDenied, "renewal_tenant_mismatch", Security)
+                }
+                RenewalError::SiteMismatch => {
+                    (Code::PermissionDenied, "renewal_site_mismatch", Security)
+                }
+                RenewalError::Stale { .. } => {
+                    (Code::PermissionDenied, "renewal_result_stale", Security)
+                }
+                RenewalError::FromTheFuture { .. } => {
+                    (Code::PermissionDenied, "renewal_result_future", Security)
+                }
+            },
+            Self::Ledger(e) => match e {
+                LedgerError::Conflict { .. } => (Code::AlreadyExists, "chip_conflict", Security),
+                LedgerError::UnknownChip { .. } => {
+                    (Code::FailedPrecondition, "chip_not_enrolled", BadRequest)
+                }
+                LedgerError::NotFound { .. } => (Code::NotFound, "license_not_found", BadRequest),
+                LedgerError::NotActive { .. } => {
+                    (Code::FailedPrecondition, "license_not_active", BadRequest)
+                }
+                LedgerError::Unavailable(_) => (Code::Unavailable, "ledger_unavailable", Fault),
+                LedgerError::DuplicateToken { .. }
+                | LedgerError::SchemaVersion { .. }
+                | LedgerError::Corrupt { .. }
+                | LedgerError::Backend(_) => (Code::Internal, "internal", Fault),
+            },
+            Self::Random | Self::TaskFailed => (Code::Internal, "internal", Fault),
+        }
+    }
+
+    /// How this failure should be logged.
+    pub fn severity(&self) -> Severity {
+        self.classify().2
+    }
+
+    /// The stable code sent in the `chipward-code` metadata.
+    pub fn code(&self) -> &'static str {
+        self.classify().1
+    }
+
+    /// The status text: what failed, without internals.
+    fn public_message(&self) -> String {
+        match self {
+            Self::ChainInvalid(source) => format!("{self}: {source}"),
+            Self::Ledger(LedgerError::Conflict { .. }) => {
+                "chip is already enrolled with a different identity certificate".into()
+            }
+            Self::Ledger(LedgerError::UnknownChip { .. }) => "chip not enrolled".into(),
+            Self::Ledger(LedgerError::NotFound { .. }) => "license not found".into(),
+            Self::Ledger(LedgerError::NotActive { state, .. }) => not_active(*state),
+            Self::Ledger(LedgerError::Unavailable(_)) => "ledger unavailable".into(),
+            Self::Ledger(_) | Self::Random | Self::TaskFailed => "internal error".into(),
+            Self::Input(_)
+            | Self::ChipNotEnrolled { .. }
+            | Self::LicenseNotFound { .. }
+            | Self::Renewal(_) => self.to_string(),
+        }
+    }
+}
+
+fn not_active(state: LicenseState) -> String {
+    format!("license is {}", state.as_str())
+}
+
+impl From<ServiceError> for Status {
+    fn from(err: ServiceError) -> Self {
+        let (code, stable, _) = err.classify();
+        let mut status = Self::new(code, err.public_message());
+        status
+            .metadata_mut()
+            .insert(CODE_METADATA_KEY, MetadataValue::from_static(stable));
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chipward_certs::chain::Link;
+    use chipward_proto::cose::CoseError;
+    use chipward_proto::result::{ResultError, Status as Verdict};
+
+    use super::*;
+
+    fn status(err: ServiceError) -> (Code, String, String) {
+        let s = Status::from(err);
+        let stable = s
+            .metadata()
+            .get(CODE_METADATA_KEY)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (s.code(), s.message().to_owned(), stable)
+    }
+
+    #[test]
+    fn malformed_input_is_invalid_argument_and_says_why() {
+        let err = ServiceError::Input(InputError::Missing { field: "site" });
+        assert_eq!(
+            status(err),
+            (
+                Code::InvalidArgument,
+                "site is required".into(),
+                "invalid_argument".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_bad_chain_names_the_failing_link() {
+        let err = ServiceError::ChainInvalid(ChainError::BadSignature {
+            link: Link::Certificate(1),
+            subject: "CN=x".into(),
+        });
+        assert_eq!(
+            status(err),
+            (
+                Code::InvalidArgument,
+                "certificate chain refused: certificate 1 (CN=x): signature does not verify".into(),
+                "chain_invalid".into()
+            )
+        );
+    }
+
+    #[test]
+    fn state_problems_are_failed_precondition() {
+        let chip = ServiceError::ChipNotEnrolled {
+            chip_id: ChipId([1; 32]),
+        };
+        assert_eq!(status(chip).0, Code::FailedPrecondition);
+        let renewal = ServiceError::Renewal(RenewalError::NotActive {
+            state: LicenseState::Revoked,
+        });
+        assert_eq!(
+            status(renewal),
+            (
+                Code::FailedPrecondition,
+                "license is revoked".into(),
+                "license_not_active".into()
+            )
+        );
+        let ledger = ServiceError::Ledger(LedgerError::NotActive {
+            token_id: TokenId([1; 16]),
+            state: LicenseState::Superseded,
+        });
+        assert_eq!(
+            status(ledger),
+            (
+                Code::FailedPrecondition,
+                "license is superseded".into(),
+                "license_not_active".into()
+            )
+        );
+        let unknown = ServiceError::Ledger(LedgerError::UnknownChip {
+            chip_id: ChipId([1; 32]),
+        });
+        assert_eq!(status(unknown).0, Code::FailedPrecondition);
+    }
+
+    #[test]
+    fn renewal_refusals_are_permission_denied_except_bad_signatures() {
+        let sig = ServiceError::Renewal(RenewalError::Unauthenticated(ResultError::Envelope(
+            CoseError::BadSignature,
+        )));
+        assert_eq!(status(sig).0, Code::Unauthenticated);
+        let verdict = ServiceError::Renewal(RenewalError::Verdict {
+            verdict: Verdict::Fail,
+        });
+        assert_eq!(
+            status(verdict),
+            (
+                Code::PermissionDenied,
+                "attestation verdict is fail, not pass".into(),
+                "renewal_verdict".into()
+            )
+        );
+        let tenant = ServiceError::Renewal(RenewalError::TenantMismatch);
+        assert_eq!(status(tenant).2, "renewal_tenant_mismatch");
+    }
+
+    #[test]
+    fn missing_records_are_not_found() {
+        let a = ServiceError::LicenseNotFound {
+            token_id: TokenId([1; 16]),
+        };
+        let b = ServiceError::Ledger(LedgerError::NotFound {
+            token_id: TokenId([1; 16]),
+        });
+        assert_eq!(status(a).0, Code::NotFound);
+        assert_eq!(status(b).0, Code::NotFound);
+    }
+
+    #[test]
+    fn an_enrolment_conflict_is_already_exists() {
+        let err = ServiceError::Ledger(LedgerError::Conflict {
+            chip_id: ChipId([1; 32]),
+        });
+        assert_eq!(status(err).0, Code::AlreadyExists);
+    }
+
+    #[test]
+    fn faults_hide_their_details() {
+        let io = std::io::Error::other("disk on fire at /var/lib/x");
+        let down = ServiceError::Ledger(LedgerError::Unavailable(Box::new(io)));
+        assert_eq!(
+            status(down),
+            (
+                Code::Unavailable,
+                "ledger unavailable".into(),
+                "ledger_unavailable".into()
+            )
+        );
+        let io = std::io::Error::other("SELECT secret FROM x");
+        let bug = ServiceError::Ledger(LedgerError::Backend(Box::new(io)));
+        assert_eq!(
+            status(bug),
+            (Code::Internal, "internal error".into(), "internal".into())
+        );
+        assert_eq!(status(ServiceError::Random).0, Code::Internal);
+        assert_eq!(status(ServiceError::TaskFailed).0, Code::Internal);
+        let corrupt = ServiceError::Ledger(LedgerError::Corrupt { what: "chip id" });
+        assert_eq!(status(corrupt).1, "internal error");
+    }
+}

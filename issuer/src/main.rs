@@ -1,0 +1,115 @@
+//! `chipward-issuer`: runs the license issuer from a configuration file.
+//!
+//! Reads the TOML configuration (see `issuer.example.toml`), loads the PKI
+//! files it names, opens the SQLite ledger and serves gRPC until SIGINT or
+//! SIGTERM. Logs go to stderr; `RUST_LOG` sets the filter (default `info`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chipward_issuer::ledger::SqliteLedger;
+use chipward_issuer::{IssuerConfig, IssuerService, SystemClock, serve};
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(version, about = "Chipward license issuer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the issuer's gRPC API.
+    Serve {
+        /// TOML configuration file; without one, every default applies.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the configuration.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// SQLite ledger file, overriding the configuration.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Log JSON lines instead of text.
+        #[arg(long)]
+        json_logs: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Command::Serve {
+        config,
+        listen,
+        db,
+        json_logs,
+    } = Cli::parse().command;
+    init_logging(json_logs);
+
+    let mut config = match &config {
+        Some(path) => IssuerConfig::load(path)?,
+        None => IssuerConfig::default(),
+    };
+    config.listen = listen.unwrap_or(config.listen);
+    config.database = db.unwrap_or(config.database);
+    let settings = config.settings()?;
+    let pki = config.load_pki()?;
+
+    let database = config.database.clone();
+    let ledger = tokio::task::spawn_blocking(move || SqliteLedger::open(&database))
+        .await?
+        .with_context(|| format!("cannot open ledger {}", config.database.display()))?;
+    let service = IssuerService::from_pki(settings, pki, Arc::new(ledger), Arc::new(SystemClock));
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    serve(service, listener, shutdown_signal()).await?;
+    tracing::info!("issuer stopped");
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
+/// Completes on SIGINT or SIGTERM. If a handler cannot be installed, that
+/// signal is simply not awaited.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}

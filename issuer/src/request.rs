@@ -1,0 +1,605 @@
+//! Checks on request fields, before anything is looked up or signed.
+//!
+//! Every value here comes straight from a gRPC peer. Each check bounds a
+//! length or a range and turns the field into a typed value; a failure is an
+//! [`InputError`] naming the field, which the service answers with
+//! `INVALID_ARGUMENT`. Nothing here reads the clock, the ledger or a key.
+
+use chipward_proto::grpc::{IssueLicenseRequest, ListLicensesRequest, Site};
+use chipward_proto::ids::IdError;
+use chipward_proto::license::SiteClaim;
+use chipward_proto::{ChipId, TokenId};
+use thiserror::Error;
+
+use crate::config::IssuerSettings;
+use crate::ledger::LicenseFilter;
+
+/// Most certificates an enrolment chain may hold, vendor root included.
+pub const MAX_CHAIN_LEN: usize = 8;
+/// Most licenses one list call returns.
+pub const MAX_LIST_LIMIT: usize = 1000;
+/// Most entitlements one license may carry.
+pub const MAX_ENTITLEMENTS: usize = 32;
+
+const TENANT_CHARS: (usize, usize) = (1, 128);
+const SITE_ID_CHARS: (usize, usize) = (1, 64);
+const ENTITLEMENT_CHARS: (usize, usize) = (1, 64);
+const ECCN_CHARS: (usize, usize) = (0, 32);
+const REASON_CHARS: (usize, usize) = (0, 256);
+const MAX_RADIUS_KM: f64 = 20_000.0;
+
+/// A request field that is missing, malformed or out of range.
+#[derive(Debug, Error, PartialEq)]
+#[non_exhaustive]
+pub enum InputError {
+    /// A required field was left empty.
+    #[error("{field} is required")]
+    Missing {
+        /// The field.
+        field: &'static str,
+    },
+    /// An id is not the right number of hex digits.
+    #[error("{field} is not a valid id")]
+    BadId {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: IdError,
+    },
+    /// Text is too short or too long, counted in characters.
+    #[error("{field} must be {min} to {max} characters long, got {got}")]
+    Length {
+        /// The field.
+        field: &'static str,
+        /// Fewest allowed.
+        min: usize,
+        /// Most allowed.
+        max: usize,
+        /// Given.
+        got: usize,
+    },
+    /// Text holds a character the field does not allow.
+    #[error("{field} contains a character that is not allowed")]
+    Characters {
+        /// The field.
+        field: &'static str,
+    },
+    /// A number is outside its range or not finite.
+    #[error("{field} must be {allowed}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The allowed range, in words.
+        allowed: &'static str,
+    },
+    /// A list has too many entries.
+    #[error("{field} has {got} entries, at most {max} allowed")]
+    TooMany {
+        /// The field.
+        field: &'static str,
+        /// Most allowed.
+        max: usize,
+        /// Given.
+        got: usize,
+    },
+    /// The requested lifetime is negative or longer than allowed.
+    #[error("lifetime_seconds must be 0 for the default or 1 to {max}, got {got}")]
+    Lifetime {
+        /// Given, seconds.
+        got: i64,
+        /// Most allowed, seconds.
+        max: i64,
+    },
+    /// `not_before` lies further in the past than allowed.
+    #[error("not_before {not_before} is earlier than the allowed {earliest}")]
+    BackdatedTooFar {
+        /// Given, Unix seconds.
+        not_before: i64,
+        /// Earliest allowed, Unix seconds.
+        earliest: i64,
+    },
+    /// `not_before` lies further in the future than allowed.
+    #[error("not_before {not_before} is later than the allowed {latest}")]
+    StartsTooLate {
+        /// Given, Unix seconds.
+        not_before: i64,
+        /// Latest allowed, Unix seconds.
+        latest: i64,
+    },
+}
+
+/// The terms of a license to mint, every field checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IssueTerms {
+    /// The chip.
+    pub chip_id: ChipId,
+    /// The tenant.
+    pub tenant: String,
+    /// The permitted site.
+    pub site: SiteClaim,
+    /// Unix seconds.
+    pub not_before: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Entitlements, in request order.
+    pub entitlements: Vec<String>,
+    /// Export classification; may be empty.
+    pub eccn: String,
+}
+
+/// Checks an issue request against the settings at time `now`.
+pub fn issue_terms(
+    req: &IssueLicenseRequest,
+    now: i64,
+    settings: &IssuerSettings,
+) -> Result<IssueTerms, InputError> {
+    let chip_id = chip_id(&req.chip_id, "chip_id")?;
+    let tenant = text(&req.tenant, "tenant", TENANT_CHARS)?;
+    let site = site(req.site.as_ref())?;
+    let lifetime = lifetime(req.lifetime_seconds, settings)?;
+
+    let not_before = if req.not_before == 0 {
+        now
+    } else {
+        req.not_before
+    };
+    let earliest = now.saturating_sub(settings.max_backdate_secs);
+    let latest = now.saturating_add(settings.max_future_start_secs);
+    if not_before < earliest {
+        return Err(InputError::BackdatedTooFar {
+            not_before,
+            earliest,
+        });
+    }
+    if not_before > latest {
+        return Err(InputError::StartsTooLate { not_before, latest });
+    }
+
+    if req.entitlements.len() > MAX_ENTITLEMENTS {
+        return Err(InputError::TooMany {
+            field: "entitlements",
+            max: MAX_ENTITLEMENTS,
+            got: req.entitlements.len(),
+        });
+    }
+    let entitlements = req
+        .entitlements
+        .iter()
+        .map(|e| text(e, "entitlements", ENTITLEMENT_CHARS))
+        .collect::<Result<_, _>>()?;
+
+    Ok(IssueTerms {
+        chip_id,
+        tenant,
+        site,
+        not_before,
+        expires_at: not_before.saturating_add(lifetime),
+        entitlements,
+        eccn: text(&req.eccn, "eccn", ECCN_CHARS)?,
+    })
+}
+
+/// The lifetime to grant, in seconds: the default for 0, else 1 to the
+/// configured maximum.
+pub fn lifetime(requested: i64, settings: &IssuerSettings) -> Result<i64, InputError> {
+    match requested {
+        0 => Ok(settings.default_lifetime_secs),
+        s if (1..=settings.max_lifetime_secs).contains(&s) => Ok(s),
+        got => Err(InputError::Lifetime {
+            got,
+            max: settings.max_lifetime_secs,
+        }),
+    }
+}
+
+/// Parses a chip id field.
+pub fn chip_id(text: &str, field: &'static str) -> Result<ChipId, InputError> {
+    if text.is_empty() {
+        return Err(InputError::Missing { field });
+    }
+    text.parse()
+        .map_err(|source| InputError::BadId { field, source })
+}
+
+/// Parses a token id field.
+pub fn token_id(text: &str, field: &'static str) -> Result<TokenId, InputError> {
+    if text.is_empty() {
+        return Err(InputError::Missing { field });
+    }
+    text.parse()
+        .map_err(|source| InputError::BadId { field, source })
+}
+
+/// Checks the length of an enrolment chain before any certificate is read.
+pub fn chain_len(chain: &[Vec<u8>]) -> Result<(), InputError> {
+    match chain.len() {
+        0 => Err(InputError::Missing {
+            field: "cert_chain",
+        }),
+        n if n > MAX_CHAIN_LEN => Err(InputError::TooMany {
+            field: "cert_chain",
+            max: MAX_CHAIN_LEN,
+            got: n,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The filter and limit of a list request; a limit of 0 or above
+/// [`MAX_LIST_LIMIT`] becomes [`MAX_LIST_LIMIT`].
+pub fn list_filter(req: &ListLicensesRequest) -> Result<(LicenseFilter, usize), InputError> {
+    let chip_id = match req.chip_id.as_str() {
+        "" => None,
+        text => Some(chip_id(text, "chip_id")?),
+    };
+    let tenant = match req.tenant.as_str() {
+        "" => None,
+        t => Some(text(t, "tenant", TENANT_CHARS)?),
+    };
+    let limit = match usize::try_from(req.limit) {
+        Ok(0) | Err(_) => MAX_LIST_LIMIT,
+        Ok(n) => n.min(MAX_LIST_LIMIT),
+    };
+    Ok((LicenseFilter { chip_id, tenant }, limit))
+}
+
+/// Checks a revocation reason; it may be empty.
+pub fn reason(text_in: &str) -> Result<String, InputError> {
+    text(text_in, "reason", REASON_CHARS)
+}
+
+fn site(site: Option<&Site>) -> Result<SiteClaim, InputError> {
+    let site = site.ok_or(InputError::Missing { field: "site" })?;
+    let id = text(&site.id, "site.id", SITE_ID_CHARS)?;
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(InputError::Characters { field: "site.id" });
+    }
+    // NaN fails every range test, so `contains` also refuses it.
+    if !(-90.0..=90.0).contains(&site.latitude) {
+        return Err(InputError::OutOfRange {
+            field: "site.latitude",
+            allowed: "a number from -90 to 90",
+        });
+    }
+    if !(-180.0..=180.0).contains(&site.longitude) {
+        return Err(InputError::OutOfRange {
+            field: "site.longitude",
+            allowed: "a number from -180 to 180",
+        });
+    }
+    if !(site.radius_km > 0.0 && site.radius_km <= MAX_RADIUS_KM) {
+        return Err(InputError::OutOfRange {
+            field: "site.radius_km",
+            allowed: "more than 0 and at most 20000",
+        });
+    }
+    Ok(SiteClaim {
+        id,
+        latitude: site.latitude,
+        longitude: site.longitude,
+        radius_km: site.radius_km,
+    })
+}
+
+/// Checks a text field's length in characters and refuses control
+/// characters, which have no place in names and would garble logs.
+fn text(
+    value: &str,
+    field: &'static str,
+    (min, max): (usize, usize),
+) -> Result<String, InputError> {
+    // Counting stops one past the limit, so a huge string costs no more
+    // than a slightly-too-long one.
+    let got = value.chars().take(max + 1).count();
+    if got < min || got > max {
+        return Err(InputError::Length {
+            field,
+            min,
+            max,
+            got,
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(InputError::Characters { field });
+    }
+    Ok(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn request() -> IssueLicenseRequest {
+        IssueLicenseRequest {
+            chip_id: "ab".repeat(32),
+            tenant: "acme".into(),
+            site: Some(Site {
+                id: "fra-1".into(),
+                latitude: 50.11,
+                longitude: 8.68,
+                radius_km: 25.0,
+            }),
+            not_before: 0,
+            lifetime_seconds: 0,
+            entitlements: vec!["fp8".into()],
+            eccn: "3A090.a".into(),
+        }
+    }
+
+    fn refused(edit: impl FnOnce(&mut IssueLicenseRequest)) -> InputError {
+        let mut req = request();
+        edit(&mut req);
+        issue_terms(&req, NOW, &IssuerSettings::default()).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_start_now_and_last_one_day() {
+        let terms = issue_terms(&request(), NOW, &IssuerSettings::default()).unwrap();
+        assert_eq!(terms.chip_id, ChipId([0xab; 32]));
+        assert_eq!(terms.not_before, NOW);
+        assert_eq!(terms.expires_at, NOW + 86_400);
+        assert_eq!(terms.site.id, "fra-1");
+        assert_eq!(terms.entitlements, ["fp8"]);
+    }
+
+    #[test]
+    fn accepts_the_edges_of_every_range() {
+        let mut req = request();
+        req.not_before = NOW - 30 * 86_400;
+        req.lifetime_seconds = 30 * 86_400;
+        req.tenant = "t".repeat(128);
+        req.eccn = String::new();
+        req.entitlements = vec!["e".repeat(64); 32];
+        let site = req.site.as_mut().unwrap();
+        (site.latitude, site.longitude, site.radius_km) = (-90.0, 180.0, 20_000.0);
+        site.id = "A.z_9-".repeat(10) + "abcd";
+        let terms = issue_terms(&req, NOW, &IssuerSettings::default()).unwrap();
+        assert_eq!(terms.expires_at, NOW);
+
+        req.not_before = NOW + 86_400;
+        let terms = issue_terms(&req, NOW, &IssuerSettings::default()).unwrap();
+        assert_eq!(terms.not_before, NOW + 86_400);
+    }
+
+    #[test]
+    fn refuses_bad_chip_ids() {
+        assert_eq!(
+            refused(|r| r.chip_id.clear()),
+            InputError::Missing { field: "chip_id" }
+        );
+        assert!(matches!(
+            refused(|r| r.chip_id = "zz".repeat(32)),
+            InputError::BadId {
+                field: "chip_id",
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused(|r| r.chip_id = "ab".into()),
+            InputError::BadId {
+                field: "chip_id",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn refuses_tenants_of_bad_length_or_characters() {
+        assert!(matches!(
+            refused(|r| r.tenant.clear()),
+            InputError::Length {
+                field: "tenant",
+                got: 0,
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused(|r| r.tenant = "t".repeat(129)),
+            InputError::Length {
+                field: "tenant",
+                got: 129,
+                ..
+            }
+        ));
+        assert_eq!(
+            refused(|r| r.tenant = "ac\nme".into()),
+            InputError::Characters { field: "tenant" }
+        );
+    }
+
+    #[test]
+    fn refuses_bad_sites() {
+        assert_eq!(
+            refused(|r| r.site = None),
+            InputError::Missing { field: "site" }
+        );
+        let site = |edit: fn(&mut Site)| {
+            refused(|r| {
+                let mut s = r.site.clone().unwrap();
+                edit(&mut s);
+                r.site = Some(s);
+            })
+        };
+        assert_eq!(
+            site(|s| s.id = "fra 1".into()),
+            InputError::Characters { field: "site.id" }
+        );
+        assert!(matches!(
+            site(|s| s.id = "x".repeat(65)),
+            InputError::Length {
+                field: "site.id",
+                ..
+            }
+        ));
+        for bad in [90.5, -90.01, f64::NAN, f64::INFINITY] {
+            let err = refused(|r| r.site.as_mut().unwrap().latitude = bad);
+            assert!(
+                matches!(
+                    err,
+                    InputError::OutOfRange {
+                        field: "site.latitude",
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
+        }
+        for bad in [180.5, -181.0, f64::NAN, f64::NEG_INFINITY] {
+            let err = refused(|r| r.site.as_mut().unwrap().longitude = bad);
+            assert!(
+                matches!(
+                    err,
+                    InputError::OutOfRange {
+                        field: "site.longitude",
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
+        }
+        for bad in [0.0, -1.0, 20_000.1, f64::NAN, f64::INFINITY] {
+            let err = refused(|r| r.site.as_mut().unwrap().radius_km = bad);
+            assert!(
+                matches!(
+                    err,
+                    InputError::OutOfRange {
+                        field: "site.radius_km",
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_lifetimes_outside_the_configured_range() {
+        assert_eq!(
+            refused(|r| r.lifetime_seconds = 30 * 86_400 + 1),
+            InputError::Lifetime {
+                got: 2_592_001,
+                max: 2_592_000
+            }
+        );
+        assert_eq!(
+            refused(|r| r.lifetime_seconds = -5),
+            InputError::Lifetime {
+                got: -5,
+                max: 2_592_000
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_start_times_too_early_or_too_late() {
+        assert_eq!(
+            refused(|r| r.not_before = NOW - 30 * 86_400 - 1),
+            InputError::BackdatedTooFar {
+                not_before: NOW - 2_592_001,
+                earliest: NOW - 2_592_000
+            }
+        );
+        assert_eq!(
+            refused(|r| r.not_before = NOW + 86_401),
+            InputError::StartsTooLate {
+                not_before: NOW + 86_401,
+                latest: NOW + 86_400
+            }
+        );
+        assert!(matches!(
+            refused(|r| r.not_before = i64::MIN),
+            InputError::BackdatedTooFar { .. }
+        ));
+    }
+
+    #[test]
+    fn refuses_bad_entitlements_and_eccn() {
+        assert_eq!(
+            refused(|r| r.entitlements = vec!["e".into(); 33]),
+            InputError::TooMany {
+                field: "entitlements",
+                max: 32,
+                got: 33
+            }
+        );
+        assert!(matches!(
+            refused(|r| r.entitlements = vec![String::new()]),
+            InputError::Length {
+                field: "entitlements",
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused(|r| r.eccn = "x".repeat(33)),
+            InputError::Length { field: "eccn", .. }
+        ));
+    }
+
+    #[test]
+    fn list_limits_are_clamped_and_filters_parsed() {
+        let req = |limit, chip: &str, tenant: &str| ListLicensesRequest {
+            chip_id: chip.into(),
+            tenant: tenant.into(),
+            limit,
+        };
+        assert_eq!(list_filter(&req(0, "", "")).unwrap().1, 1000);
+        assert_eq!(list_filter(&req(5000, "", "")).unwrap().1, 1000);
+        assert_eq!(list_filter(&req(7, "", "")).unwrap().1, 7);
+        let (filter, _) = list_filter(&req(1, &"01".repeat(32), "acme")).unwrap();
+        assert_eq!(filter.chip_id, Some(ChipId([1; 32])));
+        assert_eq!(filter.tenant.as_deref(), Some("acme"));
+        assert!(matches!(
+            list_filter(&req(1, "xyz", "")),
+            Err(InputError::BadId { .. })
+        ));
+    }
+
+    #[test]
+    fn chains_must_hold_one_to_eight_certificates() {
+        assert_eq!(
+            chain_len(&[]),
+            Err(InputError::Missing {
+                field: "cert_chain"
+            })
+        );
+        assert!(chain_len(&vec![vec![0]; 8]).is_ok());
+        assert_eq!(
+            chain_len(&vec![vec![0]; 9]),
+            Err(InputError::TooMany {
+                field: "cert_chain",
+                max: 8,
+                got: 9
+            })
+        );
+    }
+
+    #[test]
+    fn token_ids_and_reasons_are_checked() {
+        assert_eq!(
+            token_id(&"0a".repeat(16), "token_id").unwrap(),
+            TokenId([10; 16])
+        );
+        assert!(matches!(
+            token_id("0a0g", "token_id"),
+            Err(InputError::BadId { .. })
+        ));
+        assert_eq!(
+            token_id("", "token_id"),
+            Err(InputError::Missing { field: "token_id" })
+        );
+        assert_eq!(reason("").unwrap(), "");
+        assert!(matches!(
+            reason(&"r".repeat(257)),
+            Err(InputError::Length {
+                field: "reason",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,569 @@
+//! The `chipward.v1.Issuer` gRPC service: enrolment, issuance, look-up,
+//! renewal and revocation of licenses.
+//!
+//! Every request is attacker-controlled. Fields are checked in
+//! [`crate::request`], certificate chains by `chipward_certs::chain`,
+//! attestation results in [`crate::renewal`]; only then does the service
+//! sign anything or write to the ledger. Ledger calls and chain validation
+//! run on the blocking pool. The service reads the time only from the
+//! [`Clock`] it was given.
+//!
+//! It does not screen tenants against restricted-party lists and keeps no
+//! audit log of its own: both belong to layers that are not built yet.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chipward_certs::chain::{ChainPolicy, TrustAnchor, validate_chain};
+use chipward_certs::keys::{Ed25519Key, spki_sha256};
+use chipward_certs::pki::DevPki;
+use chipward_proto::cose::TrustedKeys;
+use chipward_proto::grpc::issuer_server::Issuer;
+use chipward_proto::grpc::{
+    EnrolChipRequest, EnrolChipResponse, GetLicenseRequest, GetRevocationListRequest,
+    IssueLicenseRequest, License, LicenseResponse, ListLicensesRequest, ListLicensesResponse,
+    RenewLicenseRequest, RevocationListResponse, RevokeLicenseRequest, RevokeLicenseResponse, Site,
+};
+use chipward_proto::license::LicenseClaims;
+use chipward_proto::revocation::RevocationList;
+use chipward_proto::{ChipId, TokenId};
+use ring::rand::{SecureRandom, SystemRandom};
+use tonic::{Request, Response, Status};
+use tracing::{Span, debug, error, info, instrument, warn};
+
+use crate::clock::Clock;
+use crate::config::{ConfigError, IssuerSettings, PkiMaterial};
+use crate::error::{ServiceError, Severity};
+use crate::ledger::{ChipRecord, Ledger, LedgerError, LicenseRecord, LicenseState};
+use crate::renewal::{self, RenewalApproval, RenewalPolicy};
+use crate::request::{self, IssueTerms};
+
+/// Longest caller-supplied request id kept for the log.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// The issuer service; hand it to [`crate::serve`].
+pub struct IssuerService {
+    settings: IssuerSettings,
+    ledger: Arc<dyn Ledger>,
+    token_key: Ed25519Key,
+    token_key_id: String,
+    anchor: Arc<TrustAnchor>,
+    verifier_keys: TrustedKeys,
+    clock: Arc<dyn Clock>,
+    rng: SystemRandom,
+    /// The last signed revocation list, by sequence number, so that repeated
+    /// fetches of an unchanged list are not signed again.
+    revocation_cache: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+}
+
+impl IssuerService {
+    /// A service that signs with `token_key`, accepts chip chains ending at
+    /// `anchor`, renews against results signed by `verifier_keys`, and
+    /// stores into `ledger`. `settings` should have passed
+    /// [`IssuerSettings::check`].
+    pub fn new(
+        settings: IssuerSettings,
+        ledger: Arc<dyn Ledger>,
+        token_key: Ed25519Key,
+        anchor: TrustAnchor,
+        verifier_keys: TrustedKeys,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let token_key_id = token_key.key_id();
+        Self {
+            settings,
+            ledger,
+            token_key,
+            token_key_id,
+            anchor: Arc::new(anchor),
+            verifier_keys,
+            clock,
+            rng: SystemRandom::new(),
+            revocation_cache: Mutex::new(None),
+        }
+    }
+
+    /// A service from PKI material loaded by
+    /// [`crate::config::IssuerConfig::load_pki`].
+    pub fn from_pki(
+        settings: IssuerSettings,
+        pki: PkiMaterial,
+        ledger: Arc<dyn Ledger>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self::new(
+            settings,
+            ledger,
+            pki.token_key,
+            pki.anchor,
+            pki.verifier_keys,
+            clock,
+        )
+    }
+
+    /// A service over a development PKI held in memory: its root is the
+    /// anchor, its token key signs, its verifier key is trusted.
+    pub fn from_dev_pki(
+        settings: IssuerSettings,
+        pki: &DevPki,
+        ledger: Arc<dyn Ledger>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConfigError> {
+        let dir = pki.dir().to_path_buf();
+        let anchor =
+            TrustAnchor::from_der(pki.root_cert_der()).map_err(|source| ConfigError::Anchor {
+                path: dir.clone(),
+                source,
+            })?;
+        let token_key = Ed25519Key::from_pkcs8_der(pki.issuer_token_key.pkcs8_der())
+            .map_err(|source| ConfigError::Key { path: dir, source })?;
+        let verifier = &pki.verifier_result_key;
+        let verifier_keys = TrustedKeys::new().with(verifier.key_id(), verifier.public_key());
+        Ok(Self::new(
+            settings,
+            ledger,
+            token_key,
+            anchor,
+            verifier_keys,
+            clock,
+        ))
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &IssuerSettings {
+        &self.settings
+    }
+
+    /// The raw Ed25519 public key that verifies tokens and revocation lists.
+    pub fn token_public_key(&self) -> [u8; 32] {
+        self.token_key.public_key()
+    }
+
+    async fn enrol(&self, chain: Vec<Vec<u8>>) -> Result<EnrolChipResponse, ServiceError> {
+        // 1. Bound the chain before any certificate is read.
+        request::chain_len(&chain)?;
+
+        // 2. Validate it to the vendor root, off the async workers.
+        let now = self.clock.now();
+        let anchor = Arc::clone(&self.anchor);
+        let validated = tokio::task::spawn_blocking(move || {
+            validate_chain(&chain, &anchor, now, &ChainPolicy::default())
+        })
+        .await
+        .map_err(|_| ServiceError::TaskFailed)?
+        .map_err(ServiceError::ChainInvalid)?;
+
+        // 3. Identity from the leaf key, model from the issuing CA.
+        let leaf = validated.leaf();
+        let chip_id = ChipId(spki_sha256(leaf.spki_der()));
+        Span::current().record("chip", chip_id.short());
+        let model = match validated.certs().get(1) {
+            Some(ca) => ca.common_name().unwrap_or(ca.subject()).to_owned(),
+            None => anchor_common_name(&self.anchor),
+        };
+
+        // 4. Record it; the same certificate again is not an error.
+        let record = ChipRecord {
+            chip_id,
+            model: model.clone(),
+            identity_cert: leaf.der().to_vec(),
+            enrolled_at: now,
+        };
+        let newly = self.ledger(move |l| l.enrol_chip(&record)).await?;
+        info!(chip = %chip_id.short(), model = %model, newly, "chip enrolled");
+        Ok(EnrolChipResponse {
+            chip_id: chip_id.to_hex(),
+            model,
+            newly_enrolled: newly,
+        })
+    }
+
+    async fn issue(&self, req: IssueLicenseRequest) -> Result<License, ServiceError> {
+        // 1. Check every field.
+        let now = self.clock.now();
+        let terms = request::issue_terms(&req, now, &self.settings)?;
+        Span::current().record("chip", terms.chip_id.short());
+
+        // 2. The chip must be enrolled.
+        let chip_id = terms.chip_id;
+        if self.ledger(move |l| l.chip(&chip_id)).await?.is_none() {
+            return Err(ServiceError::ChipNotEnrolled { chip_id });
+        }
+
+        // 3. Mint, store, answer.
+        let record = self.mint(terms, now, None)?;
+        let stored = record.clone();
+        self.ledger(move |l| l.insert_license(&stored)).await?;
+        info!(
+            token_id = %record.token_id,
+            chip = %record.chip_id.short(),
+            tenant = %record.tenant,
+            expires_at = record.expires_at,
+            "license issued"
+        );
+        Ok(to_wire(record))
+    }
+
+    async fn get(&self, token_id: &str) -> Result<License, ServiceError> {
+        let token_id = request::token_id(token_id, "token_id")?;
+        Span::current().record("token", token_id.to_hex());
+        let record = self.ledger(move |l| l.license(&token_id)).await?;
+        let record = record.ok_or(ServiceError::LicenseNotFound { token_id })?;
+        Ok(to_wire(record))
+    }
+
+    async fn list(&self, req: ListLicensesRequest) -> Result<Vec<License>, ServiceError> {
+        let (filter, limit) = request::list_filter(&req)?;
+        let records = self
+            .ledger(move |l| l.list_licenses(&filter, limit))
+            .await?;
+        debug!(count = records.len(), "licenses listed");
+        Ok(records.into_iter().map(to_wire).collect())
+    }
+
+    async fn renew(&self, req: RenewLicenseRequest) -> Result<License, ServiceError> {
+        // 1. Check the request fields.
+        let token_id = request::token_id(&req.token_id, "token_id")?;
+        let lifetime = request::lifetime(req.lifetime_seconds, &self.settings)?;
+
+        // 2. The license must exist.
+        let old = self.ledger(move |l| l.license(&token_id)).await?;
+        let old = old.ok_or(ServiceError::LicenseNotFound { token_id })?;
+        Span::current().record("chip", old.chip_id.short());
+
+        // 3. The attestation result must justify renewal now.
+        let now = self.clock.now();
+        let policy = RenewalPolicy {
+            max_result_age_secs: self.settings.renewal_max_result_age_secs,
+            clock_skew_secs: self.settings.clock_skew_secs,
+        };
+        let approval = renewal::check(
+            &req.attestation_result,
+            &self.verifier_keys,
+            &old,
+            now,
+            &policy,
+        )?;
+        debug!(
+            result_key = approval.result_key_id(),
+            "attestation result accepted"
+        );
+
+        // 4. Same terms, fresh token, starting now; supersede atomically.
+        let terms = IssueTerms {
+            chip_id: old.chip_id,
+            tenant: old.tenant,
+            site: old.site,
+            not_before: now,
+            expires_at: now.saturating_add(lifetime),
+            entitlements: old.entitlements,
+            eccn: old.eccn,
+        };
+        let record = self.mint(terms, now, Some(&approval))?;
+        self.supersede(approval, record.clone()).await?;
+        info!(
+            token_id = %record.token_id,
+            renewed_from = %token_id,
+            chip = %record.chip_id.short(),
+            tenant = %record.tenant,
+            expires_at = record.expires_at,
+            "license renewed"
+        );
+        Ok(to_wire(record))
+    }
+
+    async fn revoke(&self, req: RevokeLicenseRequest) -> Result<u64, ServiceError> {
+        let token_id = request::token_id(&req.token_id, "token_id")?;
+        Span::current().record("token", token_id.to_hex());
+        let reason = request::reason(&req.reason)?;
+        let now = self.clock.now();
+        let seq = self
+            .ledger(move |l| l.revoke(&token_id, &reason, now))
+            .await?;
+        info!(token_id = %token_id, seq, "license revoked");
+        Ok(seq)
+    }
+
+    async fn revocation_list(&self) -> Result<(u64, Arc<Vec<u8>>), ServiceError> {
+        let seq = self.ledger(|l| l.revocation_seq()).await?;
+        if let Some(hit) = self.cached_list(seq) {
+            return Ok((seq, hit));
+        }
+
+        // Sequence and entries are read together; a revocation that landed
+        // since the first read simply gives a newer list.
+        let (seq, entries) = self.ledger(|l| l.revocations()).await?;
+        let list = RevocationList {
+            seq,
+            issued_at: self.clock.now(),
+            entries,
+        };
+        // Limitation: a list larger than the verifier's 4 MiB limit (about
+        // 40,000 entries) is still served; verifiers will refuse it.
+        let signed = Arc::new(list.sign(&self.token_key_id, |m| self.token_key.sign(m)));
+        debug!(seq, bytes = signed.len(), "revocation list signed");
+
+        let mut cache = self.lock_cache();
+        if cache.as_ref().is_none_or(|(cached, _)| *cached < seq) {
+            *cache = Some((seq, Arc::clone(&signed)));
+        }
+        Ok((seq, signed))
+    }
+
+    /// Builds and signs a license record from checked terms.
+    fn mint(
+        &self,
+        terms: IssueTerms,
+        now: i64,
+        renewing: Option<&RenewalApproval>,
+    ) -> Result<LicenseRecord, ServiceError> {
+        let mut id = [0u8; 16];
+        self.rng.fill(&mut id).map_err(|_| ServiceError::Random)?;
+        let token_id = TokenId(id);
+        Span::current().record("token", token_id.to_hex());
+
+        let claims = LicenseClaims {
+            issuer: self.settings.issuer_name.clone(),
+            chip_id: terms.chip_id,
+            audience: self.settings.audience.clone(),
+            issued_at: now,
+            not_before: terms.not_before,
+            expires_at: terms.expires_at,
+            token_id,
+            tenant: terms.tenant,
+            site: terms.site,
+            entitlements: terms.entitlements,
+            eccn: terms.eccn,
+        };
+        let token = claims.sign(&self.token_key_id, |m| self.token_key.sign(m));
+        Ok(LicenseRecord {
+            token_id,
+            chip_id: claims.chip_id,
+            tenant: claims.tenant,
+            site: claims.site,
+            issued_at: claims.issued_at,
+            not_before: claims.not_before,
+            expires_at: claims.expires_at,
+            state: LicenseState::Active,
+            token,
+            renewed_from: renewing.map(|a| *a.token_id()),
+            entitlements: claims.entitlements,
+            eccn: claims.eccn,
+        })
+    }
+
+    /// Replaces the approved license with `new` in one ledger step.
+    async fn supersede(
+        &self,
+        approval: RenewalApproval,
+        new: LicenseRecord,
+    ) -> Result<(), ServiceError> {
+        let old = *approval.token_id();
+        self.ledger(move |l| l.renew(&old, &new)).await
+    }
+
+    /// Runs a ledger call on the blocking pool.
+    async fn ledger<T, F>(&self, call: F) -> Result<T, ServiceError>
+    where
+        F: FnOnce(&dyn Ledger) -> Result<T, LedgerError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let ledger = Arc::clone(&self.ledger);
+        tokio::task::spawn_blocking(move || call(ledger.as_ref()))
+            .await
+            .map_err(|_| ServiceError::TaskFailed)?
+            .map_err(ServiceError::from)
+    }
+
+    fn cached_list(&self, seq: u64) -> Option<Arc<Vec<u8>>> {
+        match self.lock_cache().as_ref() {
+            Some((cached, bytes)) if *cached == seq => Some(Arc::clone(bytes)),
+            _ => None,
+        }
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Option<(u64, Arc<Vec<u8>>)>> {
+        // The cache holds only finished values; a poisoned lock is still valid.
+        self.revocation_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[tonic::async_trait]
+impl Issuer for IssuerService {
+    #[instrument(skip_all, fields(
+        rpc = "EnrolChip",
+        request_id = %request_id(&request),
+        chip = tracing::field::Empty,
+    ))]
+    async fn enrol_chip(
+        &self,
+        request: Request<EnrolChipRequest>,
+    ) -> Result<Response<EnrolChipResponse>, Status> {
+        let chain = request.into_inner().cert_chain;
+        self.enrol(chain).await.map(Response::new).map_err(reject)
+    }
+
+    #[instrument(skip_all, fields(
+        rpc = "IssueLicense",
+        request_id = %request_id(&request),
+        chip = tracing::field::Empty,
+        token = tracing::field::Empty,
+    ))]
+    async fn issue_license(
+        &self,
+        request: Request<IssueLicenseRequest>,
+    ) -> Result<Response<LicenseResponse>, Status> {
+        let license = self.issue(request.into_inner()).await.map_err(reject)?;
+        Ok(Response::new(LicenseResponse {
+            license: Some(license),
+        }))
+    }
+
+    #[instrument(skip_all, fields(
+        rpc = "GetLicense",
+        request_id = %request_id(&request),
+        token = tracing::field::Empty,
+    ))]
+    async fn get_license(
+        &self,
+        request: Request<GetLicenseRequest>,
+    ) -> Result<Response<LicenseResponse>, Status> {
+        let license = self
+            .get(&request.into_inner().token_id)
+            .await
+            .map_err(reject)?;
+        Ok(Response::new(LicenseResponse {
+            license: Some(license),
+        }))
+    }
+
+    #[instrument(skip_all, fields(
+        rpc = "ListLicenses",
+        request_id = %request_id(&request),
+    ))]
+    async fn list_licenses(
+        &self,
+        request: Request<ListLicensesRequest>,
+    ) -> Result<Response<ListLicensesResponse>, Status> {
+        let licenses = self.list(request.into_inner()).await.map_err(reject)?;
+        Ok(Response::new(ListLicensesResponse { licenses }))
+    }
+
+    #[instrument(skip_all, fields(
+        rpc = "RenewLicense",
+        request_id = %request_id(&request),
+        chip = tracing::field::Empty,
+        token = tracing::field::Empty,
+    ))]
+    async fn renew_license(
+        &self,
+        request: Request<RenewLicenseRequest>,
+    ) -> Result<Response<LicenseResponse>, Status> {
+        let license = self.renew(request.into_inner()).await.map_err(reject)?;
+        Ok(Response::new(LicenseResponse {
+            license: Some(license),
+        }))
+    }
+
+    #[instrument(skip_all, fields(
+        rpc = "RevokeLicense",
+        request_id = %request_id(&request),
+        token = tracing::field::Empty,
+    ))]
+    async fn revoke_license(
+        &self,
+        request: Request<RevokeLicenseRequest>,
+    ) -> Result<Response<RevokeLicenseResponse>, Status> {
+        let seq = self.revoke(request.into_inner()).await.map_err(reject)?;
+        Ok(Response::new(RevokeLicenseResponse {
+            revocation_seq: seq,
+        }))
+    }
+
+    #[instrument(skip_all, fields(
+        rpc = "GetRevocationList",
+        request_id = %request_id(&request),
+    ))]
+    async fn get_revocation_list(
+        &self,
+        request: Request<GetRevocationListRequest>,
+    ) -> Result<Response<RevocationListResponse>, Status> {
+        let GetRevocationListRequest {} = request.into_inner();
+        let (seq, signed) = self.revocation_list().await.map_err(reject)?;
+        Ok(Response::new(RevocationListResponse {
+            signed_list: signed.as_ref().clone(),
+            seq,
+        }))
+    }
+}
+
+/// Logs a failure at the level its kind deserves and turns it into a status.
+fn reject(err: ServiceError) -> Status {
+    let code = err.code();
+    match err.severity() {
+        Severity::BadRequest => debug!(code, error = %err, "request refused"),
+        Severity::Security => warn!(code, error = %err, "request refused"),
+        Severity::Fault => error!(code, error = ?err, "request failed"),
+    }
+    Status::from(err)
+}
+
+/// The caller's `x-request-id` if it is short and plain, else a fresh one.
+fn request_id<T>(request: &Request<T>) -> String {
+    let given = request
+        .metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= MAX_REQUEST_ID_LEN
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        });
+    if let Some(id) = given {
+        return id.to_owned();
+    }
+    let mut id = [0u8; 8];
+    // An all-zero id is still usable if the generator fails.
+    let _ = SystemRandom::new().fill(&mut id);
+    hex::encode(id)
+}
+
+/// The anchor's common name, or its whole subject if it has none.
+///
+/// Limitation: `TrustAnchor` exposes only its subject as display text, so
+/// the common name is read back from that text; a comma inside another
+/// attribute's value could end the name early. The anchor is operator
+/// configuration, and this only names the model of a chip whose identity
+/// certificate the root signed directly.
+fn anchor_common_name(anchor: &TrustAnchor) -> String {
+    let subject = anchor.subject();
+    subject
+        .split(',')
+        .map(str::trim)
+        .find_map(|part| part.strip_prefix("CN="))
+        .map_or_else(|| subject.clone(), str::to_owned)
+}
+
+fn to_wire(r: LicenseRecord) -> License {
+    License {
+        token_id: r.token_id.to_hex(),
+        chip_id: r.chip_id.to_hex(),
+        tenant: r.tenant,
+        site: Some(Site {
+            id: r.site.id,
+            latitude: r.site.latitude,
+            longitude: r.site.longitude,
+            radius_km: r.site.radius_km,
+        }),
+        issued_at: r.issued_at,
+        not_before: r.not_before,
+        expires_at: r.expires_at,
+        status: r.state.to_proto().into(),
+        token: r.token,
+        renewed_from: r.renewed_from.map(|t| t.to_hex()).unwrap_or_default(),
+        entitlements: r.entitlements,
+        eccn: r.eccn,
+    }
+}
