@@ -282,3 +282,49 @@ fn openssl_agrees_the_chain_verifies() {
     );
     assert!(stdout.trim_end().ends_with(": OK"), "{stdout}");
 }
+
+#[test]
+fn load_reports_corrupt_and_mismatched_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pki");
+    let pki = DevPki::create(&path, "CW-100").unwrap();
+    let replace = |file: &str, text: &str| {
+        std::fs::remove_file(path.join(file)).unwrap();
+        std::fs::write(path.join(file), text).unwrap();
+    };
+
+    let root_pem = pem::certificate_to_pem(pki.root_cert_der());
+    replace(pki::ROOT_CERT_FILE, &(root_pem.clone() + &root_pem));
+    let err = DevPki::load(&path).unwrap_err();
+    assert!(
+        matches!(err, PkiError::CertificateCount { count: 2, .. }),
+        "{err}"
+    );
+
+    replace(
+        pki::ROOT_CERT_FILE,
+        "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+    );
+    let err = DevPki::load(&path).unwrap_err();
+    assert!(matches!(err, PkiError::Pem { .. }), "{err}");
+
+    // An Ed25519 key where the root's P-384 key belongs.
+    replace(pki::ROOT_CERT_FILE, &root_pem);
+    let ed_key = std::fs::read_to_string(path.join(pki::ISSUER_TOKEN_KEY_FILE)).unwrap();
+    replace(pki::ROOT_KEY_FILE, &ed_key);
+    let err = DevPki::load(&path).unwrap_err();
+    let PkiError::LoadKey { path: bad, .. } = &err else {
+        panic!("unexpected {err}")
+    };
+    assert!(bad.ends_with(pki::ROOT_KEY_FILE));
+}
+
+#[test]
+fn create_reports_folder_that_cannot_be_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+
+    let err = DevPki::create(&file.join("pki"), "CW-100").unwrap_err();
+    assert!(matches!(err, PkiError::CreateDir { .. }), "{err}");
+}

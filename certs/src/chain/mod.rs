@@ -19,8 +19,10 @@
 //!    unparsable extension, no critical extension outside [`ALLOWED_CRITICAL`], and no
 //!    name constraints.
 //! 6. Its issuer name equals its signer's subject name, byte for byte, and its signature
-//!    verifies with the signer's key over the TBS bytes exactly as received
-//!    ([`signature`] lists the accepted algorithms).
+//!    verifies with the signer's key over the TBS bytes exactly as received. Accepted:
+//!    ecdsa-with-SHA256/SHA384 by a P-256 or P-384 key, Ed25519, and
+//!    sha256/sha384WithRSAEncryption by a 2048-8192-bit RSA key; anything else is
+//!    [`ChainError::UnsupportedAlgorithm`].
 //! 7. `now` lies within its notBefore..=notAfter.
 //! 8. If it signs the next certificate down, it has basicConstraints cA=TRUE and, when
 //!    keyUsage is present, keyCertSign.
@@ -30,6 +32,11 @@
 //!
 //! It deliberately does not check revocation, certificate policies, extended key usage or
 //! the leaf's key usage: callers decide what the leaf key may do.
+//!
+//! Identify certificates by their key (or TBS), not by a hash of the whole DER: ECDSA
+//! signatures are malleable (`(r, n - s)` verifies as well as `(r, s)`), so anyone can give
+//! a valid certificate a second valid encoding. Chipward's chip identity is the SHA-256 of
+//! the identity key's SPKI for this reason.
 
 mod error;
 mod signature;

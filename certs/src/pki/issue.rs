@@ -18,7 +18,7 @@ use super::{DEV_ORGANIZATION, PkiError, ROOT_COMMON_NAME, TCG_DICE_TCB_INFO};
 use crate::chain;
 use crate::keys::{self, P384Key};
 
-/// Longest model name accepted; "<model> Device Identity" must fit a 64-character CN.
+/// Longest model name accepted; `"<model> Device Identity"` must fit a 64-character CN.
 const MAX_MODEL_LEN: usize = 48;
 /// Longest firmware version accepted, in bytes.
 const MAX_FIRMWARE_VERSION_LEN: usize = 128;
@@ -38,7 +38,7 @@ impl CertifiedKey {
     /// The certificate is a CA with pathLenConstraint 0 and keyUsage keyCertSign and
     /// digitalSignature; its subject is O "Chipward Dev", serialNumber (the first 16
     /// lowercase hex characters of [`keys::spki_sha256`] of the identity key) and CN
-    /// "<model> Device Identity"; its serial number is `serial`.
+    /// `"<model> Device Identity"`; its serial number is `serial`.
     pub fn issue_device_identity(
         &self,
         identity_spki_der: &[u8],
@@ -81,7 +81,7 @@ impl CertifiedKey {
     /// Issues the firmware alias certificate, signed by this device-identity key.
     ///
     /// Not a CA; keyUsage digitalSignature (critical); subject O "Chipward Dev", CN
-    /// "<model> Firmware Alias"; serial number derived by rcgen from the SHA-256 of the alias
+    /// `"<model> Firmware Alias"`; serial number derived by rcgen from the SHA-256 of the alias
     /// key. It carries a non-critical TCG DICE TcbInfo extension (2.23.133.5.4.1) whose
     /// value is `SEQUENCE { vendor [0] IMPLICIT UTF8String "Chipward Dev", model [1]
     /// IMPLICIT UTF8String <model>, version [2] IMPLICIT UTF8String <firmware_version> }`,
@@ -108,7 +108,7 @@ impl CertifiedKey {
     }
 
     /// Issues the chip-identity ("provisioner") CA certificate, signed by this root: CA
-    /// with pathLenConstraint 1, keyCertSign and cRLSign, CN "<model> Provisioner CA".
+    /// with pathLenConstraint 1, keyCertSign and cRLSign, CN `"<model> Provisioner CA"`.
     pub(super) fn issue_chip_ca(
         &self,
         ca_spki_der: &[u8],
