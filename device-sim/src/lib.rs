@@ -1,1 +1,7 @@
-//! placeholder
+//! Simulated accelerators that speak the real evidence formats, and the
+//! fleet driver that runs them through enrolment, licensing, attestation and
+//! renewal against the real issuer and verifier over gRPC.
+
+pub mod chip;
+pub mod demo;
+pub mod fleet;

@@ -191,7 +191,10 @@ mod tests {
         let pass = claim("a", Status::Pass);
         let fail = claim("b", Status::Fail);
         let unknown = claim("c", Status::Unknown);
-        assert_eq!(AttestationResult::verdict_of(std::slice::from_ref(&pass)), Status::Pass);
+        assert_eq!(
+            AttestationResult::verdict_of(std::slice::from_ref(&pass)),
+            Status::Pass
+        );
         assert_eq!(
             AttestationResult::verdict_of(&[pass.clone(), unknown.clone()]),
             Status::Unknown

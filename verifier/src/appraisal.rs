@@ -51,7 +51,10 @@ pub struct AppraisalSettings {
 
 impl Default for AppraisalSettings {
     fn default() -> Self {
-        Self { audience: "chipward-verifier".into(), skew_secs: 60 }
+        Self {
+            audience: "chipward-verifier".into(),
+            skew_secs: 60,
+        }
     }
 }
 
@@ -117,7 +120,9 @@ pub struct Appraiser {
 
 impl std::fmt::Debug for Appraiser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Appraiser").field("roots", &self.roots).finish_non_exhaustive()
+        f.debug_struct("Appraiser")
+            .field("roots", &self.roots)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,7 +137,15 @@ impl Appraiser {
         revocations: std::sync::Arc<RevocationCache>,
         result_key: Ed25519Key,
     ) -> Self {
-        Self { settings, roots, references, issuer_keys, challenges, revocations, result_key }
+        Self {
+            settings,
+            roots,
+            references,
+            issuer_keys,
+            challenges,
+            revocations,
+            result_key,
+        }
     }
 
     /// Mints a challenge at `now_ms`.
@@ -151,7 +164,11 @@ impl Appraiser {
     }
 
     /// Appraises one request at `now_ms` (Unix milliseconds).
-    pub fn appraise(&self, req: &AppraisalRequest<'_>, now_ms: i64) -> Result<Appraisal, AppraisalError> {
+    pub fn appraise(
+        &self,
+        req: &AppraisalRequest<'_>,
+        now_ms: i64,
+    ) -> Result<Appraisal, AppraisalError> {
         let now = now_ms.div_euclid(1000);
 
         // 1. Bounds.
@@ -165,16 +182,26 @@ impl Appraiser {
         let license = self.open_license(req.license_token)?;
         let license_claim = match &license {
             Ok(v) => self.audience_claim(v),
-            Err(e) => claims::fail(claims::LICENSE_SIGNATURE, code::LICENSE_SIGNATURE, e.to_string()),
+            Err(e) => claims::fail(
+                claims::LICENSE_SIGNATURE,
+                code::LICENSE_SIGNATURE,
+                e.to_string(),
+            ),
         };
-        let license = license.ok().filter(|_| license_claim.status == Status::Pass);
+        let license = license
+            .ok()
+            .filter(|_| license_claim.status == Status::Pass);
 
         // 4. Freshness.
         let expected = evidence_nonce(req.challenge, req.tenant, req.site_id);
         let freshness = self.freshness(&challenge, &facts, &expected, now_ms);
 
         // 5 to 8.
-        let claim_set = ClaimSet { facts: &facts, license: license.as_ref(), freshness: &freshness };
+        let claim_set = ClaimSet {
+            facts: &facts,
+            license: license.as_ref(),
+            freshness: &freshness,
+        };
         let mut out = vec![license_claim];
         out.push(self.window_claim(license.as_ref(), now));
         out.push(self.revocation_claim(license.as_ref(), now_ms));
@@ -183,12 +210,18 @@ impl Appraiser {
         out.push(freshness.clone());
         out.push(claim_set.identity());
         out.push(self.measurements_claim(&facts, freshness.status == Status::Pass));
-        out.push(claim_set.bound(claims::TENANT, |l| l.tenant == req.tenant, code::TENANT_MISMATCH, || {
-            format!("claims tenant {:?}, license names another", req.tenant)
-        }));
-        out.push(claim_set.bound(claims::SITE, |l| l.site.id == req.site_id, code::SITE_MISMATCH, || {
-            format!("claims site {:?}, license names another", req.site_id)
-        }));
+        out.push(claim_set.bound(
+            claims::TENANT,
+            |l| l.tenant == req.tenant,
+            code::TENANT_MISMATCH,
+            || format!("claims tenant {:?}, license names another", req.tenant),
+        ));
+        out.push(claim_set.bound(
+            claims::SITE,
+            |l| l.site.id == req.site_id,
+            code::SITE_MISMATCH,
+            || format!("claims site {:?}, license names another", req.site_id),
+        ));
 
         let token_id = license::decode_unverified(req.license_token)
             .map(|c| c.token_id.to_hex())
@@ -205,12 +238,18 @@ impl Appraiser {
         expected_nonce: Option<&[u8; 32]>,
         now: i64,
     ) -> Result<Appraisal, AppraisalError> {
-        let facts = spdm::examine(transcript, cert_chain, &self.roots, now).map_err(AppraisalError::Evidence)?;
+        let facts = spdm::examine(transcript, cert_chain, &self.roots, now)
+            .map_err(AppraisalError::Evidence)?;
         let freshness = match expected_nonce {
-            None => claims::unknown(claims::EVIDENCE_FRESHNESS, code::NONCE_NOT_GIVEN, "no expected nonce given"),
-            Some(n) if ct_eq(n, &facts.transcript.request.nonce) => {
-                claims::pass(claims::EVIDENCE_FRESHNESS, "request nonce is the expected one")
-            }
+            None => claims::unknown(
+                claims::EVIDENCE_FRESHNESS,
+                code::NONCE_NOT_GIVEN,
+                "no expected nonce given",
+            ),
+            Some(n) if ct_eq(n, &facts.transcript.request.nonce) => claims::pass(
+                claims::EVIDENCE_FRESHNESS,
+                "request nonce is the expected one",
+            ),
             Some(_) => claims::fail(
                 claims::EVIDENCE_FRESHNESS,
                 code::NONCE_MISMATCH,
@@ -226,11 +265,16 @@ impl Appraiser {
         Ok(self.sign(&facts, "", "", String::new(), out, now))
     }
 
-    fn open_license(&self, token: &[u8]) -> Result<Result<VerifiedLicense, TokenError>, AppraisalError> {
+    fn open_license(
+        &self,
+        token: &[u8],
+    ) -> Result<Result<VerifiedLicense, TokenError>, AppraisalError> {
         match license::verify(token, &self.issuer_keys) {
             Ok(v) => Ok(Ok(v)),
             Err(
-                e @ (TokenError::Envelope(CoseError::Malformed | CoseError::NoPayload | CoseError::TooLarge { .. })
+                e @ (TokenError::Envelope(
+                    CoseError::Malformed | CoseError::NoPayload | CoseError::TooLarge { .. },
+                )
                 | TokenError::Claims
                 | TokenError::Claim(_)),
             ) => Err(AppraisalError::Token(e)),
@@ -240,7 +284,10 @@ impl Appraiser {
 
     fn audience_claim(&self, license: &VerifiedLicense) -> ClaimResult {
         if license.claims().audience == self.settings.audience {
-            claims::pass(claims::LICENSE_SIGNATURE, format!("signed by issuer key {}", license.key_id()))
+            claims::pass(
+                claims::LICENSE_SIGNATURE,
+                format!("signed by issuer key {}", license.key_id()),
+            )
         } else {
             claims::fail(
                 claims::LICENSE_SIGNATURE,
@@ -250,17 +297,34 @@ impl Appraiser {
         }
     }
 
-    fn freshness(&self, challenge: &Challenge, facts: &EvidenceFacts, expected: &[u8; 32], now_ms: i64) -> ClaimResult {
+    fn freshness(
+        &self,
+        challenge: &Challenge,
+        facts: &EvidenceFacts,
+        expected: &[u8; 32],
+        now_ms: i64,
+    ) -> ClaimResult {
         let name = claims::EVIDENCE_FRESHNESS;
         if let Err(e) = self.challenges.check(challenge, now_ms) {
-            let c = if matches!(e, FreshnessFailure::Forged) { code::CHALLENGE_FORGED } else { code::CHALLENGE_EXPIRED };
+            let c = if matches!(e, FreshnessFailure::Forged) {
+                code::CHALLENGE_FORGED
+            } else {
+                code::CHALLENGE_EXPIRED
+            };
             return claims::fail(name, c, e.to_string());
         }
         if !ct_eq(expected, &facts.transcript.request.nonce) {
-            return claims::fail(name, code::NONCE_MISMATCH, "evidence nonce does not answer this challenge, tenant and site");
+            return claims::fail(
+                name,
+                code::NONCE_MISMATCH,
+                "evidence nonce does not answer this challenge, tenant and site",
+            );
         }
         match self.challenges.consume(challenge, now_ms) {
-            Ok(()) => claims::pass(name, "answers a fresh challenge for the claimed tenant and site"),
+            Ok(()) => claims::pass(
+                name,
+                "answers a fresh challenge for the claimed tenant and site",
+            ),
             Err(e) => claims::fail(name, code::REPLAY, e.to_string()),
         }
     }
@@ -272,22 +336,31 @@ impl Appraiser {
         };
         match license.check_window(now, self.settings.skew_secs) {
             Ok(()) => claims::pass(name, format!("valid until {}", license.claims().expires_at)),
-            Err(e @ TokenError::Expired { .. }) => claims::fail(name, code::LICENSE_EXPIRED, e.to_string()),
+            Err(e @ TokenError::Expired { .. }) => {
+                claims::fail(name, code::LICENSE_EXPIRED, e.to_string())
+            }
             Err(e) => claims::fail(name, code::LICENSE_NOT_YET_VALID, e.to_string()),
         }
     }
 
     fn revocation_claim(&self, license: Option<&VerifiedLicense>, now_ms: i64) -> ClaimResult {
         match license {
-            Some(l) => self.revocations.judge(&l.claims().token_id.to_hex(), now_ms),
+            Some(l) => self
+                .revocations
+                .judge(&l.claims().token_id.to_hex(), now_ms),
             None => depends(claims::LICENSE_REVOCATION, "license signature"),
         }
     }
 
     fn measurements_claim(&self, facts: &EvidenceFacts, fresh: bool) -> ClaimResult {
         match &facts.identity {
-            Some(id) if facts.authentic() && fresh => self.references.judge(&id.model, &facts.transcript.response.blocks),
-            _ => depends(claims::FIRMWARE_MEASUREMENTS, "evidence chain, signature and freshness"),
+            Some(id) if facts.authentic() && fresh => self
+                .references
+                .judge(&id.model, &facts.transcript.response.blocks),
+            _ => depends(
+                claims::FIRMWARE_MEASUREMENTS,
+                "evidence chain, signature and freshness",
+            ),
         }
     }
 
@@ -314,7 +387,10 @@ impl Appraiser {
                 .response
                 .blocks
                 .iter()
-                .map(|b| MeasurementRecord { index: b.index, value: hex::encode(&b.value) })
+                .map(|b| MeasurementRecord {
+                    index: b.index,
+                    value: hex::encode(&b.value),
+                })
                 .collect(),
             verdict: AttestationResult::verdict_of(&claims),
             claims,
@@ -343,7 +419,11 @@ impl ClaimSet<'_> {
             claims::fail(
                 name,
                 code::IDENTITY_MISMATCH,
-                format!("license names chip {}, evidence proves chip {}", license.claims().chip_id.short(), id.chip_id.short()),
+                format!(
+                    "license names chip {}, evidence proves chip {}",
+                    license.claims().chip_id.short(),
+                    id.chip_id.short()
+                ),
             )
         }
     }
@@ -356,7 +436,8 @@ impl ClaimSet<'_> {
         fail_code: &str,
         reason: impl Fn() -> String,
     ) -> ClaimResult {
-        let bound = self.facts.signature.status == Status::Pass && self.freshness.status == Status::Pass;
+        let bound =
+            self.facts.signature.status == Status::Pass && self.freshness.status == Status::Pass;
         match self.license {
             Some(l) if bound => {
                 if holds(l.claims()) {
@@ -371,7 +452,11 @@ impl ClaimSet<'_> {
 }
 
 fn depends(name: &str, on: &str) -> ClaimResult {
-    claims::unknown(name, code::DEPENDS, format!("not decided: {on} did not pass"))
+    claims::unknown(
+        name,
+        code::DEPENDS,
+        format!("not decided: {on} did not pass"),
+    )
 }
 
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), AppraisalError> {

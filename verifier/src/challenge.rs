@@ -29,7 +29,9 @@ impl NonceKey {
     /// A random key, for a single replica.
     pub fn generate() -> Self {
         let mut bytes = Zeroizing::new([0u8; 32]);
-        SystemRandom::new().fill(bytes.as_mut()).expect("the system random source works");
+        SystemRandom::new()
+            .fill(bytes.as_mut())
+            .expect("the system random source works");
         Self::from_bytes(&bytes)
     }
 
@@ -38,7 +40,9 @@ impl NonceKey {
     /// Limitation: ring keeps its own copy of the expanded key, which it does
     /// not zeroize on drop; our copy of the raw bytes is the caller's to wipe.
     pub fn from_bytes(bytes: &[u8; 32]) -> Self {
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, bytes) }
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, bytes),
+        }
     }
 }
 
@@ -83,13 +87,20 @@ pub struct Challenges {
 impl Challenges {
     /// Challenges valid for `ttl_ms` milliseconds.
     pub fn new(key: NonceKey, ttl_ms: i64) -> Self {
-        Self { key, ttl_ms, rng: SystemRandom::new(), seen: Mutex::new(HashMap::new()) }
+        Self {
+            key,
+            ttl_ms,
+            rng: SystemRandom::new(),
+            seen: Mutex::new(HashMap::new()),
+        }
     }
 
     /// A fresh challenge.
     pub fn mint(&self, now_ms: i64) -> Challenge {
         let mut random = [0u8; 16];
-        self.rng.fill(&mut random).expect("the system random source works");
+        self.rng
+            .fill(&mut random)
+            .expect("the system random source works");
         let mut challenge = Challenge {
             issued_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(self.ttl_ms),
@@ -106,14 +117,20 @@ impl Challenges {
         hmac::verify(&self.key.key, &challenge.mac_input(), &challenge.mac)
             .map_err(|_| FreshnessFailure::Forged)?;
         if now_ms > challenge.expires_at_ms {
-            return Err(FreshnessFailure::Expired { expires_at_ms: challenge.expires_at_ms, now_ms });
+            return Err(FreshnessFailure::Expired {
+                expires_at_ms: challenge.expires_at_ms,
+                now_ms,
+            });
         }
         Ok(())
     }
 
     /// Marks an authentic challenge used; fails if it already was.
     pub fn consume(&self, challenge: &Challenge, now_ms: i64) -> Result<(), FreshnessFailure> {
-        let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if seen.len() >= MAX_REMEMBERED / 2 {
             seen.retain(|_, expires| *expires >= now_ms);
         }
@@ -158,7 +175,10 @@ mod tests {
         assert_eq!(c.check(&ch, 100), Ok(()));
         assert_eq!(
             c.check(&ch, 101),
-            Err(FreshnessFailure::Expired { expires_at_ms: 100, now_ms: 101 })
+            Err(FreshnessFailure::Expired {
+                expires_at_ms: 100,
+                now_ms: 101
+            })
         );
         let mut longer = ch.clone();
         longer.expires_at_ms = 1_000_000;

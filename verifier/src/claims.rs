@@ -46,12 +46,22 @@ pub const OK: &str = "ok";
 
 /// A passing claim.
 pub(crate) fn pass(claim: &str, reason: impl Into<String>) -> ClaimResult {
-    ClaimResult { claim: claim.into(), status: Status::Pass, code: OK.into(), reason: reason.into() }
+    ClaimResult {
+        claim: claim.into(),
+        status: Status::Pass,
+        code: OK.into(),
+        reason: reason.into(),
+    }
 }
 
 /// A failing claim with its code.
 pub(crate) fn fail(claim: &str, code: &str, reason: impl Into<String>) -> ClaimResult {
-    ClaimResult { claim: claim.into(), status: Status::Fail, code: code.into(), reason: reason.into() }
+    ClaimResult {
+        claim: claim.into(),
+        status: Status::Fail,
+        code: code.into(),
+        reason: reason.into(),
+    }
 }
 
 /// A claim that could not be decided, with its code.

@@ -96,7 +96,8 @@ impl VerifierConfig {
     /// Reads every file the configuration names and builds the appraiser.
     pub fn load(&self) -> anyhow::Result<Loaded> {
         let read = |name: &str| std::fs::read_to_string(self.pki_dir.join(name));
-        let result_key = Ed25519Key::from_pkcs8_der(&pem::parse_private_key(&read("verifier-result.key")?)?)?;
+        let result_key =
+            Ed25519Key::from_pkcs8_der(&pem::parse_private_key(&read("verifier-result.key")?)?)?;
         let issuer_public = pem::parse_ed25519_public(&read("issuer-token.pub")?)?;
         let issuer_keys = TrustedKeys::new().with(key_id_for(&issuer_public), issuer_public);
 
@@ -119,7 +120,10 @@ impl VerifierConfig {
         };
 
         let revocations = Arc::new(RevocationCache::new(self.revocation_max_age_ms));
-        let settings = AppraisalSettings { audience: self.audience.clone(), skew_secs: self.clock_skew_secs };
+        let settings = AppraisalSettings {
+            audience: self.audience.clone(),
+            skew_secs: self.clock_skew_secs,
+        };
         let appraiser = Appraiser::new(
             settings,
             Roots::new(&roots, ChainPolicy::default())?,
@@ -129,6 +133,10 @@ impl VerifierConfig {
             Arc::clone(&revocations),
             result_key,
         );
-        Ok(Loaded { appraiser: Arc::new(appraiser), issuer_keys, revocations })
+        Ok(Loaded {
+            appraiser: Arc::new(appraiser),
+            issuer_keys,
+            revocations,
+        })
     }
 }

@@ -21,7 +21,10 @@ use chipward_verifier::service::{self, VerifierService};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(version, about = "Chipward verifier: appraises chip evidence against license tokens")]
+#[command(
+    version,
+    about = "Chipward verifier: appraises chip evidence against license tokens"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,26 +71,47 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve { config, listen, json_logs } => serve(config, listen, json_logs).await,
-        Command::AppraiseReport { report, chain, root, nonce, at, reference_values } => {
-            appraise_report(report, chain, root, nonce, at, reference_values)
-        }
+        Command::Serve {
+            config,
+            listen,
+            json_logs,
+        } => serve(config, listen, json_logs).await,
+        Command::AppraiseReport {
+            report,
+            chain,
+            root,
+            nonce,
+            at,
+            reference_values,
+        } => appraise_report(report, chain, root, nonce, at, reference_values),
     }
 }
 
-async fn serve(config: Option<PathBuf>, listen: Option<std::net::SocketAddr>, json: bool) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+async fn serve(
+    config: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json { builder.json().init() } else { builder.init() }
+    if json {
+        builder.json().init()
+    } else {
+        builder.init()
+    }
 
     let mut config = match config {
-        Some(path) => VerifierConfig::from_file(&path).with_context(|| format!("reading {}", path.display()))?,
+        Some(path) => VerifierConfig::from_file(&path)
+            .with_context(|| format!("reading {}", path.display()))?,
         None => VerifierConfig::default(),
     };
     if let Some(addr) = listen {
         config.listen = addr;
     }
-    let loaded = config.load().context("loading keys, roots and reference values")?;
+    let loaded = config
+        .load()
+        .context("loading keys, roots and reference values")?;
     let clock = service::system_clock();
     tokio::spawn(service::refresh_revocations(
         config.issuer_endpoint.clone(),
@@ -146,7 +170,12 @@ fn appraise_report(
     );
     let appraisal = appraiser.appraise_report(&transcript, &chain, nonce.as_ref(), now)?;
     println!("{}", serde_json::to_string_pretty(&appraisal.result)?);
-    if appraisal.result.claims.iter().any(|c| c.status == Status::Fail) {
+    if appraisal
+        .result
+        .claims
+        .iter()
+        .any(|c| c.status == Status::Fail)
+    {
         std::process::exit(1);
     }
     Ok(())

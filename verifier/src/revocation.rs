@@ -32,7 +32,10 @@ struct Held {
 impl RevocationCache {
     /// A cache that considers a list stale after `max_age_ms`.
     pub fn new(max_age_ms: i64) -> Self {
-        Self { max_age_ms, state: RwLock::new(None) }
+        Self {
+            max_age_ms,
+            state: RwLock::new(None),
+        }
     }
 
     /// Takes a verified list fetched at `now_ms`, unless it is older than the
@@ -42,7 +45,10 @@ impl RevocationCache {
         match state.as_mut() {
             Some(held) if list.seq < held.list.seq => false,
             _ => {
-                *state = Some(Held { list, fetched_at_ms: now_ms });
+                *state = Some(Held {
+                    list,
+                    fetched_at_ms: now_ms,
+                });
                 true
             }
         }
@@ -51,21 +57,30 @@ impl RevocationCache {
     /// Sequence number and age of the list held.
     pub fn status(&self, now_ms: i64) -> Option<(u64, i64)> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        state.as_ref().map(|h| (h.list.seq, now_ms - h.fetched_at_ms))
+        state
+            .as_ref()
+            .map(|h| (h.list.seq, now_ms - h.fetched_at_ms))
     }
 
     /// The `license.revocation` claim for a token id (lowercase hex).
     pub fn judge(&self, token_id: &str, now_ms: i64) -> ClaimResult {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         let Some(held) = state.as_ref() else {
-            return claims::unknown(LICENSE_REVOCATION, code::REVOCATION_STALE, "no revocation list held yet");
+            return claims::unknown(
+                LICENSE_REVOCATION,
+                code::REVOCATION_STALE,
+                "no revocation list held yet",
+            );
         };
         let age = now_ms - held.fetched_at_ms;
         if age > self.max_age_ms {
             return claims::unknown(
                 LICENSE_REVOCATION,
                 code::REVOCATION_STALE,
-                format!("revocation list is {age} ms old, limit {} ms", self.max_age_ms),
+                format!(
+                    "revocation list is {age} ms old, limit {} ms",
+                    self.max_age_ms
+                ),
             );
         }
         if held.list.contains(token_id) {
@@ -75,7 +90,10 @@ impl RevocationCache {
                 format!("license revoked (list {})", held.list.seq),
             );
         }
-        claims::pass(LICENSE_REVOCATION, format!("not on revocation list {}", held.list.seq))
+        claims::pass(
+            LICENSE_REVOCATION,
+            format!("not on revocation list {}", held.list.seq),
+        )
     }
 }
 
@@ -93,7 +111,11 @@ mod tests {
             revoked_at: 0,
             reason: String::new(),
         };
-        RevocationList { seq, issued_at: 0, entries: vec![entry] }
+        RevocationList {
+            seq,
+            issued_at: 0,
+            entries: vec![entry],
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@ use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_client::IssuerClient;
 use chipward_proto::grpc::verifier_server::{Verifier, VerifierServer};
 use chipward_proto::grpc::{
-    AppraiseRequest, AppraiseResponse, ChallengeRequest, ChallengeResponse, GetRevocationListRequest,
-    InfoRequest, InfoResponse, evidence,
+    AppraiseRequest, AppraiseResponse, ChallengeRequest, ChallengeResponse,
+    GetRevocationListRequest, InfoRequest, InfoResponse, evidence,
 };
 use chipward_proto::result::Status as Verdict;
 use chipward_proto::revocation;
@@ -30,7 +30,8 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub fn system_clock() -> Clock {
     Arc::new(|| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        now.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+        now.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
     })
 }
 
@@ -54,7 +55,9 @@ impl From<ServiceError> for Status {
         match &e {
             ServiceError::NoEvidence => Self::invalid_argument(e.to_string()),
             ServiceError::Appraisal(inner) => {
-                let detail = std::error::Error::source(inner).map(|s| format!(": {s}")).unwrap_or_default();
+                let detail = std::error::Error::source(inner)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default();
                 Self::invalid_argument(format!("{inner}{detail}"))
             }
             ServiceError::Task => Self::internal("internal error"),
@@ -79,7 +82,10 @@ impl VerifierService {
 #[tonic::async_trait]
 impl Verifier for VerifierService {
     #[instrument(skip_all)]
-    async fn challenge(&self, _: Request<ChallengeRequest>) -> Result<Response<ChallengeResponse>, Status> {
+    async fn challenge(
+        &self,
+        _: Request<ChallengeRequest>,
+    ) -> Result<Response<ChallengeResponse>, Status> {
         let challenge = self.appraiser.challenge((self.clock)());
         Ok(Response::new(ChallengeResponse {
             expires_at_ms: challenge.expires_at_ms,
@@ -88,7 +94,10 @@ impl Verifier for VerifierService {
     }
 
     #[instrument(skip_all, fields(tenant, site, chip, verdict))]
-    async fn appraise(&self, request: Request<AppraiseRequest>) -> Result<Response<AppraiseResponse>, Status> {
+    async fn appraise(
+        &self,
+        request: Request<AppraiseRequest>,
+    ) -> Result<Response<AppraiseResponse>, Status> {
         let req = request.into_inner();
         let span = tracing::Span::current();
         span.record("tenant", req.tenant.as_str());
@@ -123,11 +132,17 @@ impl Verifier for VerifierService {
         if result.verdict == Verdict::Pass {
             debug!("appraisal passed");
         } else {
-            let failed: Vec<&str> =
-                result.claims.iter().filter(|c| c.status != Verdict::Pass).map(|c| c.code.as_str()).collect();
+            let failed: Vec<&str> = result
+                .claims
+                .iter()
+                .filter(|c| c.status != Verdict::Pass)
+                .map(|c| c.code.as_str())
+                .collect();
             warn!(codes = ?failed, "appraisal did not pass");
         }
-        Ok(Response::new(AppraiseResponse { result: appraisal.signed }))
+        Ok(Response::new(AppraiseResponse {
+            result: appraisal.signed,
+        }))
     }
 
     async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
@@ -167,17 +182,24 @@ pub async fn refresh_revocations(
     clock: Clock,
 ) {
     let channel = match tonic::transport::Endpoint::from_shared(endpoint.clone()) {
-        Ok(e) => e.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(5)).connect_lazy(),
+        Ok(e) => e
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .connect_lazy(),
         Err(e) => {
             warn!(%endpoint, error = %e, "bad issuer endpoint; revocation claims will stay unknown");
             return;
         }
     };
-    let mut client = IssuerClient::new(channel).max_decoding_message_size(revocation::MAX_LIST_LEN + 1024);
+    let mut client =
+        IssuerClient::new(channel).max_decoding_message_size(revocation::MAX_LIST_LEN + 1024);
     let mut ticker = tokio::time::interval(interval);
     loop {
         ticker.tick().await;
-        match client.get_revocation_list(GetRevocationListRequest {}).await {
+        match client
+            .get_revocation_list(GetRevocationListRequest {})
+            .await
+        {
             Ok(resp) => match revocation::verify(&resp.into_inner().signed_list, &issuer_keys) {
                 Ok(list) => {
                     let seq = list.seq;

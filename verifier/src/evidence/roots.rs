@@ -44,7 +44,11 @@ impl Roots {
             .iter()
             .map(|der| Ok((TrustAnchor::from_der(der)?, der.clone())))
             .collect::<Result<Vec<_>, ChainError>>()?;
-        Ok(Self { anchors, policy, cache: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            anchors,
+            policy,
+            cache: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The chain-building limits in force.
@@ -86,15 +90,30 @@ impl Roots {
         (hit.not_before <= now && now <= hit.not_after).then(|| Arc::clone(&hit.chain))
     }
 
-    fn remember(&self, key: [u8; 32], chain: &Arc<ValidatedChain>, ders: &[Vec<u8>], anchor: &[u8]) {
-        let Some((not_before, not_after)) = common_window(ders.iter().map(Vec::as_slice).chain([anchor])) else {
+    fn remember(
+        &self,
+        key: [u8; 32],
+        chain: &Arc<ValidatedChain>,
+        ders: &[Vec<u8>],
+        anchor: &[u8],
+    ) {
+        let Some((not_before, not_after)) =
+            common_window(ders.iter().map(Vec::as_slice).chain([anchor]))
+        else {
             return;
         };
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
         }
-        cache.insert(key, Cached { chain: Arc::clone(chain), not_before, not_after });
+        cache.insert(
+            key,
+            Cached {
+                chain: Arc::clone(chain),
+                not_before,
+                not_after,
+            },
+        );
     }
 }
 

@@ -87,7 +87,10 @@ pub fn examine(
     }
     let max = roots.policy().max_depth;
     if chain.len() > max {
-        return Err(EvidenceError::Chain(ChainError::TooDeep { len: chain.len(), max }));
+        return Err(EvidenceError::Chain(ChainError::TooDeep {
+            len: chain.len(),
+            max,
+        }));
     }
     let leaf_spki = leaf_spki(&chain[0]).map_err(EvidenceError::Chain)?;
 
@@ -97,7 +100,10 @@ pub fn examine(
         Err(e @ (ChainError::Malformed { .. } | ChainError::TooLarge { .. })) => {
             return Err(EvidenceError::Chain(e));
         }
-        Err(e) => (claims::fail(EVIDENCE_CHAIN, code::CHAIN, e.to_string()), None),
+        Err(e) => (
+            claims::fail(EVIDENCE_CHAIN, code::CHAIN, e.to_string()),
+            None,
+        ),
     };
 
     // 3. Signature by the leaf key over everything before it.
@@ -113,23 +119,34 @@ pub fn examine(
 
     let mut evidence_sha256 = [0u8; 32];
     evidence_sha256.copy_from_slice(digest::digest(&digest::SHA256, transcript_bytes).as_ref());
-    Ok(EvidenceFacts { transcript, evidence_sha256, chain: chain_claim, signature, identity })
+    Ok(EvidenceFacts {
+        transcript,
+        evidence_sha256,
+        chain: chain_claim,
+        signature,
+        identity,
+    })
 }
 
 fn leaf_spki(der: &[u8]) -> Result<Vec<u8>, ChainError> {
-    let (_, cert) = X509Certificate::from_der(der)
-        .map_err(|e| ChainError::Malformed { index: 0, reason: e.to_string() })?;
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| ChainError::Malformed {
+        link: chipward_certs::chain::Link::Certificate(0),
+        reason: e.to_string(),
+    })?;
     Ok(cert.public_key().raw.to_vec())
 }
 
 fn identity_of(valid: &Arc<ValidatedChain>) -> (ClaimResult, Option<ChipIdentity>) {
-    let Some(identity_cert) = valid.certs.get(1) else {
+    let Some(identity_cert) = valid.certs().get(1) else {
         let reason = "chain has no device-identity certificate above the leaf";
         return (claims::fail(EVIDENCE_CHAIN, code::CHAIN, reason), None);
     };
-    let chip_id = ChipId(spki_sha256(&identity_cert.spki_der));
-    let model = issuer_common_name(&identity_cert.der).unwrap_or_else(|| "unnamed".to_owned());
-    let claim = claims::pass(EVIDENCE_CHAIN, format!("chain of {} to a trusted root", valid.certs.len()));
+    let chip_id = ChipId(spki_sha256(identity_cert.spki_der()));
+    let model = issuer_common_name(identity_cert.der()).unwrap_or_else(|| "unnamed".to_owned());
+    let claim = claims::pass(
+        EVIDENCE_CHAIN,
+        format!("chain of {} to a trusted root", valid.certs().len()),
+    );
     (claim, Some(ChipIdentity { chip_id, model }))
 }
 

@@ -77,12 +77,18 @@ impl ReferenceValues {
                     .parse::<u8>()
                     .ok()
                     .filter(|i| (1..=254).contains(i))
-                    .ok_or_else(|| ReferenceError::Index { model: entry.name.clone(), index: key })?;
+                    .ok_or_else(|| ReferenceError::Index {
+                        model: entry.name.clone(),
+                        index: key,
+                    })?;
                 let decoded = values
                     .iter()
                     .map(|v| hex::decode(v))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| ReferenceError::Hex { model: entry.name.clone(), index })?;
+                    .map_err(|_| ReferenceError::Hex {
+                        model: entry.name.clone(),
+                        index,
+                    })?;
                 indices.insert(index, decoded);
             }
             out.models.insert(entry.name, indices);
@@ -92,16 +98,24 @@ impl ReferenceValues {
 
     /// Adds or replaces one model's values.
     pub fn insert(&mut self, model: &str, index: u8, approved: Vec<Vec<u8>>) {
-        self.models.entry(model.to_owned()).or_default().insert(index, approved);
+        self.models
+            .entry(model.to_owned())
+            .or_default()
+            .insert(index, approved);
     }
 
     /// The TOML form, for writing a file that [`Self::from_toml`] reads.
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
         for (model, indices) in &self.models {
-            out.push_str(&format!("[[model]]\nname = {model:?}\n[model.measurements]\n"));
+            out.push_str(&format!(
+                "[[model]]\nname = {model:?}\n[model.measurements]\n"
+            ));
             for (index, values) in indices {
-                let list: Vec<String> = values.iter().map(|v| format!("\"{}\"", hex::encode(v))).collect();
+                let list: Vec<String> = values
+                    .iter()
+                    .map(|v| format!("\"{}\"", hex::encode(v)))
+                    .collect();
                 out.push_str(&format!("{index} = [{}]\n", list.join(", ")));
             }
             out.push('\n');
@@ -149,7 +163,12 @@ mod tests {
     use super::*;
 
     fn block(index: u8, fill: u8) -> MeasurementBlock {
-        MeasurementBlock { index, spec: DMTF_SPEC, value_type: 1, value: vec![fill; 48] }
+        MeasurementBlock {
+            index,
+            spec: DMTF_SPEC,
+            value_type: 1,
+            value: vec![fill; 48],
+        }
     }
 
     fn values() -> ReferenceValues {
@@ -171,7 +190,10 @@ mod tests {
     #[test]
     fn fails_a_changed_or_missing_measurement() {
         let changed = values().judge("CW-100", &[block(1, 0xaa), block(2, 0xbc)]);
-        assert_eq!((changed.status, changed.code.as_str()), (Status::Fail, code::MEASUREMENT_MISMATCH));
+        assert_eq!(
+            (changed.status, changed.code.as_str()),
+            (Status::Fail, code::MEASUREMENT_MISMATCH)
+        );
         assert_eq!(changed.reason, "measurement 2 is not an approved value");
         let missing = values().judge("CW-100", &[block(1, 0xaa)]);
         assert_eq!(missing.reason, "measurement 2 is missing");
@@ -180,16 +202,31 @@ mod tests {
     #[test]
     fn unknown_model_is_unknown_not_pass() {
         let r = values().judge("GH100", &[block(1, 0xaa)]);
-        assert_eq!((r.status, r.code.as_str()), (Status::Unknown, code::NO_REFERENCE));
+        assert_eq!(
+            (r.status, r.code.as_str()),
+            (Status::Unknown, code::NO_REFERENCE)
+        );
     }
 
     #[test]
     fn round_trips_through_toml_and_rejects_bad_files() {
-        assert_eq!(ReferenceValues::from_toml(&values().to_toml()).unwrap(), values());
+        assert_eq!(
+            ReferenceValues::from_toml(&values().to_toml()).unwrap(),
+            values()
+        );
         let bad_index = "[[model]]\nname = \"x\"\n[model.measurements]\n0 = [\"aa\"]\n";
-        assert!(matches!(ReferenceValues::from_toml(bad_index), Err(ReferenceError::Index { .. })));
+        assert!(matches!(
+            ReferenceValues::from_toml(bad_index),
+            Err(ReferenceError::Index { .. })
+        ));
         let bad_hex = "[[model]]\nname = \"x\"\n[model.measurements]\n1 = [\"zz\"]\n";
-        assert!(matches!(ReferenceValues::from_toml(bad_hex), Err(ReferenceError::Hex { .. })));
-        assert!(matches!(ReferenceValues::from_toml("model = 3"), Err(ReferenceError::Toml(_))));
+        assert!(matches!(
+            ReferenceValues::from_toml(bad_hex),
+            Err(ReferenceError::Hex { .. })
+        ));
+        assert!(matches!(
+            ReferenceValues::from_toml("model = 3"),
+            Err(ReferenceError::Toml(_))
+        ));
     }
 }

@@ -1,0 +1,519 @@
+//! A fleet of simulated chips driven through the whole loop against real
+//! issuer and verifier servers over gRPC: enrol, license, challenge, prove,
+//! appraise, renew or lapse. Faults are injected on purpose, and the run
+//! records, chip by chip, which claims failed, so a test can check that the
+//! failures are exactly the faults.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chipward_certs::pki::CertifiedKey;
+use chipward_proto::cose::TrustedKeys;
+use chipward_proto::grpc::issuer_client::IssuerClient;
+use chipward_proto::grpc::verifier_client::VerifierClient;
+use chipward_proto::grpc::{
+    AppraiseRequest, ChallengeRequest, EnrolChipRequest, InfoRequest, IssueLicenseRequest,
+    RenewLicenseRequest, RevokeLicenseRequest, Site,
+};
+use chipward_proto::result::{self, Status};
+use tokio::sync::Semaphore;
+use tonic::transport::Channel;
+
+use crate::chip::{LicenseState, SimChip};
+
+/// A fault the simulator injects into one chip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// A measured firmware component differs from the approved image.
+    TamperedFirmware,
+    /// The chip serves a tenant its license does not name.
+    WrongTenant,
+    /// The chip claims a site its license does not permit.
+    MovedSite,
+    /// The chip's license expired before the appraisal.
+    ExpiredLicense,
+    /// The vendor revoked the chip's license.
+    RevokedLicense,
+    /// The chip resends evidence it already used.
+    ReplayedEvidence,
+    /// A device with another chip's certificates but not its key.
+    ClonedIdentity,
+}
+
+impl Fault {
+    /// Every fault, in table order.
+    pub const ALL: [Self; 7] = [
+        Self::TamperedFirmware,
+        Self::WrongTenant,
+        Self::MovedSite,
+        Self::ExpiredLicense,
+        Self::RevokedLicense,
+        Self::ReplayedEvidence,
+        Self::ClonedIdentity,
+    ];
+
+    /// Short label for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::TamperedFirmware => "tampered-firmware",
+            Self::WrongTenant => "wrong-tenant",
+            Self::MovedSite => "moved-site",
+            Self::ExpiredLicense => "expired-license",
+            Self::RevokedLicense => "revoked-license",
+            Self::ReplayedEvidence => "replayed-evidence",
+            Self::ClonedIdentity => "cloned-identity",
+        }
+    }
+
+    /// The one claim the verifier must fail for this fault.
+    pub fn failed_claim(self) -> &'static str {
+        use chipward_verifier::claims as c;
+        match self {
+            Self::TamperedFirmware => c::FIRMWARE_MEASUREMENTS,
+            Self::WrongTenant => c::TENANT,
+            Self::MovedSite => c::SITE,
+            Self::ExpiredLicense => c::LICENSE_VALIDITY,
+            Self::RevokedLicense => c::LICENSE_REVOCATION,
+            Self::ReplayedEvidence => c::EVIDENCE_FRESHNESS,
+            Self::ClonedIdentity => c::EVIDENCE_SIGNATURE,
+        }
+    }
+}
+
+/// A site chips are licensed for.
+#[derive(Clone, Debug)]
+pub struct SiteSpec {
+    /// Site id.
+    pub id: &'static str,
+    /// Degrees north.
+    pub latitude: f64,
+    /// Degrees east.
+    pub longitude: f64,
+}
+
+/// The default sites: real data-center regions.
+pub const SITES: [SiteSpec; 4] = [
+    SiteSpec {
+        id: "fra-1",
+        latitude: 50.1109,
+        longitude: 8.6821,
+    },
+    SiteSpec {
+        id: "iad-1",
+        latitude: 39.0438,
+        longitude: -77.4874,
+    },
+    SiteSpec {
+        id: "sin-1",
+        latitude: 1.3521,
+        longitude: 103.8198,
+    },
+    SiteSpec {
+        id: "dub-1",
+        latitude: 53.3498,
+        longitude: -6.2603,
+    },
+];
+
+/// The default tenants.
+pub const TENANTS: [&str; 5] = [
+    "acme-ai",
+    "borealis-labs",
+    "cobalt-cloud",
+    "delta-research",
+    "ember-systems",
+];
+
+/// How a fleet run is laid out.
+#[derive(Clone, Debug)]
+pub struct FleetPlan {
+    /// Number of chips, clones included.
+    pub chips: usize,
+    /// Whether to inject faults (about one chip in six).
+    pub faults: bool,
+    /// Product line of every chip.
+    pub model: String,
+    /// Firmware version of every chip.
+    pub firmware: String,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Grace period chips allow past license expiry, seconds.
+    pub grace_secs: i64,
+}
+
+impl Default for FleetPlan {
+    fn default() -> Self {
+        Self {
+            chips: 300,
+            faults: true,
+            model: "CW-100".into(),
+            firmware: "1.4.2".into(),
+            concurrency: 32,
+            grace_secs: 3_600,
+        }
+    }
+}
+
+impl FleetPlan {
+    /// The fault injected into chip `index`: in each block of 40 chips, every
+    /// fifth chip starting at the fourth carries one fault kind in turn.
+    pub fn fault_for(&self, index: usize) -> Option<Fault> {
+        let slot = index % 40;
+        (self.faults && slot % 5 == 3)
+            .then(|| Fault::ALL.get(slot / 5).copied())
+            .flatten()
+    }
+
+    /// Tenant and site the license of chip `index` names.
+    pub fn placement(index: usize) -> (&'static str, &'static SiteSpec) {
+        (
+            TENANTS[(index / 5) % TENANTS.len()],
+            &SITES[index % SITES.len()],
+        )
+    }
+}
+
+/// What happened to one chip.
+#[derive(Clone, Debug)]
+pub struct ChipOutcome {
+    /// Position in the fleet.
+    pub index: usize,
+    /// Chip id, lowercase hex.
+    pub chip_id: String,
+    /// Licensed tenant.
+    pub tenant: String,
+    /// Licensed site.
+    pub site: String,
+    /// The fault injected, if any.
+    pub fault: Option<Fault>,
+    /// The verifier's verdict.
+    pub verdict: Status,
+    /// Claims that failed, with their codes.
+    pub failed: Vec<(String, String)>,
+    /// Claims left unknown.
+    pub unknown: Vec<String>,
+    /// Whether renewal was granted; the refusal's gRPC code otherwise.
+    pub renewal: Result<(), tonic::Code>,
+    /// The chip's own view of its license after the run.
+    pub license_state: LicenseState,
+}
+
+/// The whole run.
+#[derive(Clone, Debug)]
+pub struct FleetReport {
+    /// One entry per chip, in fleet order.
+    pub chips: Vec<ChipOutcome>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl FleetReport {
+    /// Chips whose appraisal passed.
+    pub fn compliant(&self) -> usize {
+        self.chips
+            .iter()
+            .filter(|c| c.verdict == Status::Pass)
+            .count()
+    }
+
+    /// Failed claim name → indices of the chips that failed it.
+    pub fn failures(&self) -> BTreeMap<String, Vec<usize>> {
+        let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for chip in &self.chips {
+            for (claim, _) in &chip.failed {
+                out.entry(claim.clone()).or_default().push(chip.index);
+            }
+        }
+        out
+    }
+}
+
+/// What the fleet needs from the vendor: the provisioner CA to certify chips
+/// and the keys to check tokens and results with.
+pub struct Vendor<'a> {
+    /// Provisioner CA certifying device identities.
+    pub chip_ca: &'a CertifiedKey,
+    /// The issuer's token key, built into chip firmware.
+    pub issuer_keys: TrustedKeys,
+    /// The verifier's result key, for checking results.
+    pub verifier_keys: TrustedKeys,
+}
+
+struct Member {
+    index: usize,
+    chip: SimChip,
+    fault: Option<Fault>,
+    tenant: &'static str,
+    site: &'static SiteSpec,
+    token: Vec<u8>,
+    token_id: String,
+}
+
+/// Runs the whole loop for `plan` against the servers behind the channels.
+pub async fn run(
+    plan: &FleetPlan,
+    vendor: &Vendor<'_>,
+    issuer: Channel,
+    verifier: Channel,
+    now: impl Fn() -> i64 + Send + Sync + 'static,
+) -> anyhow::Result<FleetReport> {
+    let started = Instant::now();
+    let issuer = IssuerClient::new(issuer);
+    let verifier = VerifierClient::new(verifier);
+    let now = Arc::new(now);
+
+    let made = manufacture(plan, vendor.chip_ca)?;
+    let members = enrol_and_license(made, &issuer, now()).await?;
+    revoke_and_wait(&members, &issuer, &verifier).await?;
+
+    let members = Arc::new(members);
+    let gate = Arc::new(Semaphore::new(plan.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for slot in 0..members.len() {
+        let (members, gate, now) = (Arc::clone(&members), Arc::clone(&gate), Arc::clone(&now));
+        let (mut issuer, mut verifier) = (issuer.clone(), verifier.clone());
+        let keys = (vendor.issuer_keys.clone(), vendor.verifier_keys.clone());
+        let grace = plan.grace_secs;
+        tasks.spawn(async move {
+            let _permit = gate.acquire().await?;
+            attest_one(
+                &members[slot],
+                &mut issuer,
+                &mut verifier,
+                &keys,
+                now(),
+                grace,
+            )
+            .await
+        });
+    }
+    let mut chips = Vec::with_capacity(members.len());
+    while let Some(joined) = tasks.join_next().await {
+        chips.push(joined??);
+    }
+    chips.sort_by_key(|c| c.index);
+    Ok(FleetReport {
+        chips,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn manufacture(
+    plan: &FleetPlan,
+    ca: &CertifiedKey,
+) -> anyhow::Result<Vec<(usize, SimChip, Option<Fault>)>> {
+    let mut out: Vec<(usize, SimChip, Option<Fault>)> = Vec::with_capacity(plan.chips);
+    for index in 0..plan.chips {
+        let fault = plan.fault_for(index);
+        let chip = match (fault, out.last()) {
+            // A clone copies the chip before it, which carries no fault.
+            (Some(Fault::ClonedIdentity), Some((_, victim, _))) => SimChip::clone_of(victim)?,
+            _ => {
+                let mut chip =
+                    SimChip::manufacture(ca, &plan.model, index as u64 + 1, &plan.firmware)?;
+                if fault == Some(Fault::TamperedFirmware) {
+                    chip.tamper_firmware(3);
+                }
+                chip
+            }
+        };
+        out.push((index, chip, fault));
+    }
+    Ok(out)
+}
+
+const DAY: i64 = 86_400;
+
+async fn enrol_and_license(
+    made: Vec<(usize, SimChip, Option<Fault>)>,
+    issuer: &IssuerClient<Channel>,
+    now: i64,
+) -> anyhow::Result<Vec<Member>> {
+    let mut members: Vec<Member> = Vec::with_capacity(made.len());
+    for (index, chip, fault) in made {
+        let (tenant, site) = FleetPlan::placement(index);
+        // A clone runs under the license of the chip it copied.
+        if fault == Some(Fault::ClonedIdentity) {
+            if let Some(victim) = members.last() {
+                let (token, token_id) = (victim.token.clone(), victim.token_id.clone());
+                let (tenant, site) = (victim.tenant, victim.site);
+                members.push(Member {
+                    index,
+                    chip,
+                    fault,
+                    tenant,
+                    site,
+                    token,
+                    token_id,
+                });
+                continue;
+            }
+        }
+        let mut client = issuer.clone();
+        client
+            .enrol_chip(EnrolChipRequest {
+                cert_chain: chip.enrolment_chain.clone(),
+            })
+            .await?;
+        let (not_before, lifetime) = if fault == Some(Fault::ExpiredLicense) {
+            (now - 3 * DAY, DAY)
+        } else {
+            (0, 0)
+        };
+        let license = client
+            .issue_license(IssueLicenseRequest {
+                chip_id: chip.chip_id.to_hex(),
+                tenant: tenant.into(),
+                site: Some(Site {
+                    id: site.id.into(),
+                    latitude: site.latitude,
+                    longitude: site.longitude,
+                    radius_km: 50.0,
+                }),
+                not_before,
+                lifetime_seconds: lifetime,
+                entitlements: vec!["inference".into(), "training".into()],
+                eccn: "3A090.a".into(),
+            })
+            .await?
+            .into_inner()
+            .license
+            .ok_or_else(|| anyhow::anyhow!("issuer returned no license"))?;
+        members.push(Member {
+            index,
+            chip,
+            fault,
+            tenant,
+            site,
+            token: license.token,
+            token_id: license.token_id,
+        });
+    }
+    Ok(members)
+}
+
+/// Revokes the licenses of chips carrying that fault, then waits until the
+/// verifier holds a revocation list that includes them.
+async fn revoke_and_wait(
+    members: &[Member],
+    issuer: &IssuerClient<Channel>,
+    verifier: &VerifierClient<Channel>,
+) -> anyhow::Result<()> {
+    let mut newest = 0;
+    for m in members
+        .iter()
+        .filter(|m| m.fault == Some(Fault::RevokedLicense))
+    {
+        let request = RevokeLicenseRequest {
+            token_id: m.token_id.clone(),
+            reason: "fleet fault injection".into(),
+        };
+        newest = newest.max(
+            issuer
+                .clone()
+                .revoke_license(request)
+                .await?
+                .into_inner()
+                .revocation_seq,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = verifier.clone().info(InfoRequest {}).await?.into_inner();
+        if info.revocation_seq >= newest && info.revocation_age_ms >= 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "verifier did not pick up revocation list {newest} in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn attest_one(
+    m: &Member,
+    issuer: &mut IssuerClient<Channel>,
+    verifier: &mut VerifierClient<Channel>,
+    (issuer_keys, verifier_keys): &(TrustedKeys, TrustedKeys),
+    now: i64,
+    grace_secs: i64,
+) -> anyhow::Result<ChipOutcome> {
+    // What the chip claims: the truth about where it is and whom it serves.
+    let tenant = if m.fault == Some(Fault::WrongTenant) {
+        "unlicensed-tenant"
+    } else {
+        m.tenant
+    };
+    let site = if m.fault == Some(Fault::MovedSite) {
+        "unlicensed-site"
+    } else {
+        m.site.id
+    };
+
+    let challenge = verifier
+        .challenge(ChallengeRequest {})
+        .await?
+        .into_inner()
+        .challenge;
+    let request = AppraiseRequest {
+        challenge: challenge.clone(),
+        evidence: Some(m.chip.attest(&challenge, tenant, site)?),
+        license_token: m.token.clone(),
+        tenant: tenant.into(),
+        site_id: site.into(),
+    };
+    let mut signed = verifier
+        .appraise(request.clone())
+        .await?
+        .into_inner()
+        .result;
+    if m.fault == Some(Fault::ReplayedEvidence) {
+        // The first answer was genuine; the chip now sends it again.
+        signed = verifier.appraise(request).await?.into_inner().result;
+    }
+    let verified = result::verify(&signed, verifier_keys)?;
+    let r = verified.result();
+
+    let renewal = issuer
+        .renew_license(RenewLicenseRequest {
+            token_id: m.token_id.clone(),
+            attestation_result: signed.clone(),
+            lifetime_seconds: 0,
+        })
+        .await;
+    let (renewal, token) = match renewal {
+        Ok(resp) => (
+            Ok(()),
+            resp.into_inner()
+                .license
+                .map(|l| l.token)
+                .unwrap_or_default(),
+        ),
+        Err(status) => (Err(status.code()), m.token.clone()),
+    };
+
+    Ok(ChipOutcome {
+        index: m.index,
+        chip_id: m.chip.chip_id.to_hex(),
+        tenant: m.tenant.into(),
+        site: m.site.id.into(),
+        fault: m.fault,
+        verdict: r.verdict,
+        failed: r
+            .claims
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .map(|c| (c.claim.clone(), c.code.clone()))
+            .collect(),
+        unknown: r
+            .claims
+            .iter()
+            .filter(|c| c.status == Status::Unknown)
+            .map(|c| c.claim.clone())
+            .collect(),
+        renewal,
+        license_state: m.chip.license_state(&token, issuer_keys, now, grace_secs),
+    })
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The full Chipward test suite, from a fresh Debian 12 machine, as root.
+# Installs the system packages the tests need, fetches NVIDIA's published
+# Hopper sample, then runs formatting, lint and every test in the workspace.
+# Needs Rust 1.95 (rustup) already installed; see README.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+command -v cargo >/dev/null || {
+  echo "cargo not found: install Rust 1.95 with rustup first (see README)" >&2
+  exit 1
+}
+
+# 1. System packages. pip fetches the NVIDIA sample; pkg-config and a C
+#    compiler build the bundled SQLite.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  log "installing system packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    ca-certificates pkg-config gcc libc6-dev python3 python3-pip >/dev/null
+fi
+python3 -m pip --version >/dev/null || { echo "python3 -m pip is missing" >&2; exit 1; }
+
+# 2. Real evidence from hardware we did not make.
+log "fetching NVIDIA's Hopper attestation sample"
+eval "$(bash scripts/fetch-nvidia-sample.sh .fixtures/nvidia)"
+export CHIPWARD_NV_SAMPLES
+
+# 3. Style and lint, then the tests.
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "cargo test"
+cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+grep -E '^test result:' target/test-output.txt | awk '
+  { passed += $4; failed += $6; ignored += $8 }
+  END { printf "\n%d passed, %d failed, %d skipped\n", passed, failed, ignored; exit failed > 0 }'
