@@ -20,7 +20,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    ca-certificates pkg-config gcc libc6-dev python3 python3-pip >/dev/null
+    ca-certificates pkg-config gcc libc6-dev openssl python3 python3-pip >/dev/null
 fi
 python3 -m pip --version >/dev/null || { echo "python3 -m pip is missing" >&2; exit 1; }
 

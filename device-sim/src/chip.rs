@@ -21,6 +21,9 @@ use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
 use thiserror::Error;
 
+/// Clock skew a chip allows on its license's start, seconds.
+pub const CLOCK_SKEW_SECS: i64 = 60;
+
 /// Measurement indices a simulated chip reports.
 pub const MEASUREMENT_COUNT: u8 = 8;
 
@@ -183,7 +186,8 @@ impl SimChip {
             return LicenseState::Lapsed;
         };
         let claims = verified.claims();
-        if claims.chip_id != self.chip_id || now < claims.not_before {
+        if claims.chip_id != self.chip_id || now.saturating_add(CLOCK_SKEW_SECS) < claims.not_before
+        {
             return LicenseState::Lapsed;
         }
         if now <= claims.expires_at {

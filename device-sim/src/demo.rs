@@ -167,10 +167,29 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
 /// The per-chip table and the fleet summary, as printed by the demo.
 pub fn render(report: &FleetReport, show_all: bool) -> String {
     let mut out = String::new();
+    let header = [
+        "#",
+        "chip",
+        "tenant",
+        "site",
+        "fault",
+        "verdict",
+        "failed claims",
+        "renewed",
+        "runs",
+    ];
     let _ = writeln!(
         out,
         "{:>4}  {:<12}  {:<14}  {:<6}  {:<17}  {:<7}  {:<30}  {:<18}  {}",
-        "#", "chip", "tenant", "site", "fault", "verdict", "failed claims", "renewed", "runs"
+        header[0],
+        header[1],
+        header[2],
+        header[3],
+        header[4],
+        header[5],
+        header[6],
+        header[7],
+        header[8]
     );
     for c in &report.chips {
         if !show_all && c.fault.is_none() && c.index >= 12 {

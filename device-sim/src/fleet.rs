@@ -334,21 +334,21 @@ async fn enrol_and_license(
     for (index, chip, fault) in made {
         let (tenant, site) = FleetPlan::placement(index);
         // A clone runs under the license of the chip it copied.
-        if fault == Some(Fault::ClonedIdentity) {
-            if let Some(victim) = members.last() {
-                let (token, token_id) = (victim.token.clone(), victim.token_id.clone());
-                let (tenant, site) = (victim.tenant, victim.site);
-                members.push(Member {
-                    index,
-                    chip,
-                    fault,
-                    tenant,
-                    site,
-                    token,
-                    token_id,
-                });
-                continue;
-            }
+        if fault == Some(Fault::ClonedIdentity)
+            && let Some(victim) = members.last()
+        {
+            let (token, token_id) = (victim.token.clone(), victim.token_id.clone());
+            let (tenant, site) = (victim.tenant, victim.site);
+            members.push(Member {
+                index,
+                chip,
+                fault,
+                tenant,
+                site,
+                token,
+                token_id,
+            });
+            continue;
         }
         let mut client = issuer.clone();
         client

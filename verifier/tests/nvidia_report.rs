@@ -4,6 +4,11 @@
 //! 2.7.3 (BSD-3-Clause), fetched by `scripts/fetch-nvidia-sample.sh` into the
 //! folder named by `CHIPWARD_NV_SAMPLES`; it is not committed.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test set-up helpers fail the test loudly"
+)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -83,7 +83,7 @@ impl ReferenceValues {
                     })?;
                 let decoded = values
                     .iter()
-                    .map(|v| hex::decode(v))
+                    .map(hex::decode)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|_| ReferenceError::Hex {
                         model: entry.name.clone(),
@@ -140,7 +140,7 @@ impl ReferenceValues {
                     format!("measurement {index} is missing"),
                 );
             };
-            if !approved.iter().any(|v| *v == block.value) {
+            if !approved.contains(&block.value) {
                 return claims::fail(
                     FIRMWARE_MEASUREMENTS,
                     code::MEASUREMENT_MISMATCH,
