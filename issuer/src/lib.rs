@@ -52,6 +52,12 @@ pub async fn serve(
     let grpc = IssuerServer::new(service).max_decoding_message_size(max);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, max_message_bytes = max, "issuer serving");
+        // Limitation: callers are not authenticated; whoever reaches the port
+        // can issue and revoke. Off loopback that needs an authenticating
+        // proxy in front, so say so loudly.
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "issuer reachable off loopback without client authentication");
+        }
     }
     Server::builder()
         .add_service(grpc)

@@ -28,7 +28,7 @@ use chipward_proto::revocation::RevocationList;
 use chipward_proto::{ChipId, TokenId};
 use ring::rand::{SecureRandom, SystemRandom};
 use tonic::{Request, Response, Status};
-use tracing::{Span, debug, error, info, instrument, warn};
+use tracing::{Span, debug, error, field, info, instrument, warn};
 
 use crate::clock::Clock;
 use crate::config::{ConfigError, IssuerSettings, PkiMaterial};
@@ -155,7 +155,7 @@ impl IssuerService {
         // 3. Identity from the leaf key, model from the issuing CA.
         let leaf = validated.leaf();
         let chip_id = ChipId(spki_sha256(leaf.spki_der()));
-        Span::current().record("chip", chip_id.short());
+        Span::current().record("chip", field::display(chip_id.short()));
         let model = match validated.certs().get(1) {
             Some(ca) => ca.common_name().unwrap_or(ca.subject()).to_owned(),
             None => anchor_common_name(&self.anchor),
@@ -181,7 +181,7 @@ impl IssuerService {
         // 1. Check every field.
         let now = self.clock.now();
         let terms = request::issue_terms(&req, now, &self.settings)?;
-        Span::current().record("chip", terms.chip_id.short());
+        Span::current().record("chip", field::display(terms.chip_id.short()));
 
         // 2. The chip must be enrolled.
         let chip_id = terms.chip_id;
@@ -191,6 +191,7 @@ impl IssuerService {
 
         // 3. Mint, store, answer.
         let record = self.mint(terms, now, None)?;
+        Span::current().record("token", field::display(record.token_id));
         let stored = record.clone();
         self.ledger(move |l| l.insert_license(&stored)).await?;
         info!(
@@ -205,7 +206,7 @@ impl IssuerService {
 
     async fn get(&self, token_id: &str) -> Result<License, ServiceError> {
         let token_id = request::token_id(token_id, "token_id")?;
-        Span::current().record("token", token_id.to_hex());
+        Span::current().record("token", field::display(token_id));
         let record = self.ledger(move |l| l.license(&token_id)).await?;
         let record = record.ok_or(ServiceError::LicenseNotFound { token_id })?;
         Ok(to_wire(record))
@@ -223,12 +224,13 @@ impl IssuerService {
     async fn renew(&self, req: RenewLicenseRequest) -> Result<License, ServiceError> {
         // 1. Check the request fields.
         let token_id = request::token_id(&req.token_id, "token_id")?;
+        Span::current().record("token", field::display(token_id));
         let lifetime = request::lifetime(req.lifetime_seconds, &self.settings)?;
 
         // 2. The license must exist.
         let old = self.ledger(move |l| l.license(&token_id)).await?;
         let old = old.ok_or(ServiceError::LicenseNotFound { token_id })?;
-        Span::current().record("chip", old.chip_id.short());
+        Span::current().record("chip", field::display(old.chip_id.short()));
 
         // 3. The attestation result must justify renewal now.
         let now = self.clock.now();
@@ -273,7 +275,7 @@ impl IssuerService {
 
     async fn revoke(&self, req: RevokeLicenseRequest) -> Result<u64, ServiceError> {
         let token_id = request::token_id(&req.token_id, "token_id")?;
-        Span::current().record("token", token_id.to_hex());
+        Span::current().record("token", field::display(token_id));
         let reason = request::reason(&req.reason)?;
         let now = self.clock.now();
         let seq = self
@@ -319,7 +321,6 @@ impl IssuerService {
         let mut id = [0u8; 16];
         self.rng.fill(&mut id).map_err(|_| ServiceError::Random)?;
         let token_id = TokenId(id);
-        Span::current().record("token", token_id.to_hex());
 
         let claims = LicenseClaims {
             issuer: self.settings.issuer_name.clone(),
@@ -394,7 +395,7 @@ impl Issuer for IssuerService {
     #[instrument(skip_all, fields(
         rpc = "EnrolChip",
         request_id = %request_id(&request),
-        chip = tracing::field::Empty,
+        chip = field::Empty,
     ))]
     async fn enrol_chip(
         &self,
@@ -407,8 +408,8 @@ impl Issuer for IssuerService {
     #[instrument(skip_all, fields(
         rpc = "IssueLicense",
         request_id = %request_id(&request),
-        chip = tracing::field::Empty,
-        token = tracing::field::Empty,
+        chip = field::Empty,
+        token = field::Empty,
     ))]
     async fn issue_license(
         &self,
@@ -423,7 +424,7 @@ impl Issuer for IssuerService {
     #[instrument(skip_all, fields(
         rpc = "GetLicense",
         request_id = %request_id(&request),
-        token = tracing::field::Empty,
+        token = field::Empty,
     ))]
     async fn get_license(
         &self,
@@ -453,8 +454,8 @@ impl Issuer for IssuerService {
     #[instrument(skip_all, fields(
         rpc = "RenewLicense",
         request_id = %request_id(&request),
-        chip = tracing::field::Empty,
-        token = tracing::field::Empty,
+        chip = field::Empty,
+        token = field::Empty,
     ))]
     async fn renew_license(
         &self,
@@ -469,7 +470,7 @@ impl Issuer for IssuerService {
     #[instrument(skip_all, fields(
         rpc = "RevokeLicense",
         request_id = %request_id(&request),
-        token = tracing::field::Empty,
+        token = field::Empty,
     ))]
     async fn revoke_license(
         &self,

@@ -1,0 +1,739 @@
+//! The issuer over real gRPC on a loopback socket: a development PKI in a
+//! temporary folder, a SQLite ledger file, a pinned clock, and a tonic
+//! client. Expected values are worked out here from the PKI and the clock,
+//! not read back from the service.
+
+#![cfg(test)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chipward_certs::keys::{Ed25519Key, P384Key, spki_sha256};
+use chipward_certs::pki::{DevPki, ROOT_COMMON_NAME};
+use chipward_issuer::ledger::SqliteLedger;
+use chipward_issuer::{Clock, IssuerService, IssuerSettings, ManualClock, SystemClock, serve};
+use chipward_proto::cose::TrustedKeys;
+use chipward_proto::grpc::issuer_client::IssuerClient;
+use chipward_proto::grpc::{
+    EnrolChipRequest, GetLicenseRequest, GetRevocationListRequest, IssueLicenseRequest, License,
+    LicenseStatus, ListLicensesRequest, RenewLicenseRequest, RevokeLicenseRequest, Site,
+};
+use chipward_proto::result::{AttestationResult, ClaimResult, Status as Verdict};
+use chipward_proto::{license, revocation};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+const MODEL: &str = "CW-100";
+const CA_NAME: &str = "CW-100 Provisioner CA";
+/// Upper bound for any single call in these tests; a hang fails instead.
+const CALL_LIMIT: Duration = Duration::from_secs(20);
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    pki: DevPki,
+    clock: Arc<ManualClock>,
+    client: IssuerClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), chipward_issuer::ServeError>>,
+}
+
+/// A chip: its identity key and certificate chain, leaf first.
+struct Chip {
+    id_hex: String,
+    chain: Vec<Vec<u8>>,
+}
+
+async fn start() -> Harness {
+    // Logs are captured per test and shown when one fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("chipward_issuer=debug")
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::create(&dir.path().join("pki"), MODEL).unwrap();
+    let ledger = SqliteLedger::open(&dir.path().join("ledger.sqlite")).unwrap();
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let service = IssuerService::from_dev_pki(
+        IssuerSettings::default(),
+        &pki,
+        Arc::new(ledger),
+        Arc::clone(&clock) as Arc<dyn Clock>,
+    )
+    .unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(service, listener, async {
+        let _ = stopped.await;
+    }));
+    let client = IssuerClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    Harness {
+        _dir: dir,
+        pki,
+        clock,
+        client,
+        stop: Some(stop),
+        server,
+    }
+}
+
+impl Harness {
+    fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    fn chip(&self, serial: u64) -> Chip {
+        let key = P384Key::generate().unwrap();
+        let spki = key.public_key_spki_der();
+        let cert = self
+            .pki
+            .chip_ca
+            .issue_device_identity(&spki, MODEL, serial)
+            .unwrap();
+        Chip {
+            id_hex: hex::encode(spki_sha256(&spki)),
+            chain: vec![cert, self.pki.chip_ca.cert_der.clone()],
+        }
+    }
+
+    async fn enrolled_chip(&mut self, serial: u64) -> Chip {
+        let chip = self.chip(serial);
+        self.enrol(chip.chain.clone()).await.unwrap();
+        chip
+    }
+
+    fn token_keys(&self) -> TrustedKeys {
+        let key = &self.pki.issuer_token_key;
+        TrustedKeys::new().with(key.key_id(), key.public_key())
+    }
+
+    async fn enrol(
+        &mut self,
+        cert_chain: Vec<Vec<u8>>,
+    ) -> Result<chipward_proto::grpc::EnrolChipResponse, Status> {
+        let call = self.client.enrol_chip(EnrolChipRequest { cert_chain });
+        bounded(call).await
+    }
+
+    async fn issue(&mut self, req: IssueLicenseRequest) -> Result<License, Status> {
+        let resp = bounded(self.client.issue_license(req)).await?;
+        Ok(resp.license.unwrap())
+    }
+
+    async fn get(&mut self, token_id: &str) -> Result<License, Status> {
+        let req = GetLicenseRequest {
+            token_id: token_id.into(),
+        };
+        Ok(bounded(self.client.get_license(req))
+            .await?
+            .license
+            .unwrap())
+    }
+
+    async fn list(&mut self, chip_id: &str, tenant: &str, limit: u32) -> Vec<String> {
+        let req = ListLicensesRequest {
+            chip_id: chip_id.into(),
+            tenant: tenant.into(),
+            limit,
+        };
+        let resp = bounded(self.client.list_licenses(req)).await.unwrap();
+        resp.licenses.into_iter().map(|l| l.token_id).collect()
+    }
+
+    async fn revoke(&mut self, token_id: &str, reason: &str) -> Result<u64, Status> {
+        let req = RevokeLicenseRequest {
+            token_id: token_id.into(),
+            reason: reason.into(),
+        };
+        Ok(bounded(self.client.revoke_license(req))
+            .await?
+            .revocation_seq)
+    }
+
+    async fn renew(
+        &mut self,
+        token_id: &str,
+        result: Vec<u8>,
+        lifetime: i64,
+    ) -> Result<License, Status> {
+        let req = RenewLicenseRequest {
+            token_id: token_id.into(),
+            attestation_result: result,
+            lifetime_seconds: lifetime,
+        };
+        Ok(bounded(self.client.renew_license(req))
+            .await?
+            .license
+            .unwrap())
+    }
+
+    /// A passing result for `license`, appraised now, signed by the
+    /// verifier key of the PKI.
+    fn passing_result(&self, license: &License) -> AttestationResult {
+        let claims = ["identity", "firmware", "license", "tenant", "site"]
+            .iter()
+            .map(|name| ClaimResult {
+                claim: (*name).into(),
+                status: Verdict::Pass,
+                code: "ok".into(),
+                reason: String::new(),
+            })
+            .collect();
+        AttestationResult {
+            appraised_at: self.now(),
+            chip_id: license.chip_id.clone(),
+            model: CA_NAME.into(),
+            tenant: license.tenant.clone(),
+            site_id: license.site.as_ref().unwrap().id.clone(),
+            token_id: license.token_id.clone(),
+            evidence_sha256: "ab".repeat(32),
+            measurements: vec![],
+            claims,
+            verdict: Verdict::Pass,
+        }
+    }
+
+    fn sign_result(&self, result: &AttestationResult) -> Vec<u8> {
+        let key = &self.pki.verifier_result_key;
+        result.sign(&key.key_id(), |m| key.sign(m))
+    }
+
+    async fn shut_down(mut self) {
+        drop(self.stop.take());
+        let outcome = tokio::time::timeout(CALL_LIMIT, self.server).await;
+        outcome.unwrap().unwrap().unwrap();
+    }
+}
+
+async fn bounded<T>(
+    call: impl Future<Output = Result<tonic::Response<T>, Status>>,
+) -> Result<T, Status> {
+    let resp = tokio::time::timeout(CALL_LIMIT, call).await.unwrap()?;
+    Ok(resp.into_inner())
+}
+
+fn issue_request(chip: &Chip, tenant: &str) -> IssueLicenseRequest {
+    IssueLicenseRequest {
+        chip_id: chip.id_hex.clone(),
+        tenant: tenant.into(),
+        site: Some(Site {
+            id: "fra-1".into(),
+            latitude: 50.1109,
+            longitude: 8.6821,
+            radius_km: 25.0,
+        }),
+        not_before: 0,
+        lifetime_seconds: 0,
+        entitlements: vec!["fp8".into(), "nvlink".into()],
+        eccn: "3A090.a".into(),
+    }
+}
+
+fn stable_code(status: &Status) -> &str {
+    status
+        .metadata()
+        .get("chipward-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn enrols_a_chip_once_and_refuses_another_certificate_for_it() {
+    let mut h = start().await;
+    let key = P384Key::generate().unwrap();
+    let spki = key.public_key_spki_der();
+    let cert = h
+        .pki
+        .chip_ca
+        .issue_device_identity(&spki, MODEL, 7)
+        .unwrap();
+    let chain = vec![cert, h.pki.chip_ca.cert_der.clone()];
+
+    let first = h.enrol(chain.clone()).await.unwrap();
+    assert_eq!(first.chip_id, hex::encode(spki_sha256(&spki)));
+    assert_eq!(first.model, CA_NAME);
+    assert!(first.newly_enrolled);
+
+    // Again, and again with the vendor root appended: the same chip.
+    assert!(!h.enrol(chain.clone()).await.unwrap().newly_enrolled);
+    let mut with_root = chain.clone();
+    with_root.push(h.pki.root_cert_der().to_vec());
+    let again = h.enrol(with_root).await.unwrap();
+    assert_eq!(
+        (again.chip_id.as_str(), again.newly_enrolled),
+        (first.chip_id.as_str(), false)
+    );
+
+    // Same key, new certificate (another serial): a conflict.
+    let other = h
+        .pki
+        .chip_ca
+        .issue_device_identity(&spki, MODEL, 8)
+        .unwrap();
+    let err = h
+        .enrol(vec![other, h.pki.chip_ca.cert_der.clone()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert_eq!(stable_code(&err), "chip_conflict");
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn names_the_model_after_the_root_when_it_signed_the_identity_directly() {
+    let mut h = start().await;
+    let key = P384Key::generate().unwrap();
+    let cert = h
+        .pki
+        .root
+        .issue_device_identity(&key.public_key_spki_der(), MODEL, 1)
+        .unwrap();
+    let resp = h.enrol(vec![cert]).await.unwrap();
+    assert_eq!(resp.model, ROOT_COMMON_NAME);
+}
+
+#[tokio::test]
+async fn issues_a_signed_license_and_serves_it_back() {
+    let mut h = start().await;
+    let chip = h.enrolled_chip(1).await;
+    let now = h.now();
+
+    let issued = h.issue(issue_request(&chip, "acme")).await.unwrap();
+    assert_eq!(issued.chip_id, chip.id_hex);
+    assert_eq!(issued.tenant, "acme");
+    assert_eq!(issued.status, LicenseStatus::Active as i32);
+    assert_eq!(
+        (issued.issued_at, issued.not_before, issued.expires_at),
+        (now, now, now + 86_400)
+    );
+    assert_eq!(issued.renewed_from, "");
+    assert_eq!(issued.entitlements, ["fp8", "nvlink"]);
+    assert_eq!(issued.eccn, "3A090.a");
+    assert_eq!(issued.token_id.len(), 32);
+
+    // The token verifies with the token public key and says the same.
+    let verified = license::verify(&issued.token, &h.token_keys()).unwrap();
+    let claims = verified.claims();
+    assert_eq!(claims.issuer, "chipward-issuer");
+    assert_eq!(claims.audience, "chipward-verifier");
+    assert_eq!(claims.chip_id.to_hex(), chip.id_hex);
+    assert_eq!(claims.token_id.to_hex(), issued.token_id);
+    assert_eq!(claims.tenant, "acme");
+    assert_eq!(claims.site.id, "fra-1");
+    assert_eq!(claims.site.latitude, 50.1109);
+    assert_eq!((claims.not_before, claims.expires_at), (now, now + 86_400));
+    assert_eq!(claims.entitlements, ["fp8", "nvlink"]);
+    assert_eq!(claims.eccn, "3A090.a");
+    assert_eq!(verified.key_id(), h.pki.issuer_token_key.key_id());
+
+    assert_eq!(h.get(&issued.token_id).await.unwrap(), issued);
+
+    // A backdated start and an explicit lifetime.
+    let mut req = issue_request(&chip, "acme");
+    req.not_before = now - 3_600;
+    req.lifetime_seconds = 7_200;
+    let backdated = h.issue(req).await.unwrap();
+    assert_eq!(
+        (backdated.not_before, backdated.expires_at),
+        (now - 3_600, now + 3_600)
+    );
+    assert_ne!(backdated.token_id, issued.token_id);
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn lists_newest_first_by_chip_and_tenant() {
+    let mut h = start().await;
+    let a = h.enrolled_chip(1).await;
+    let b = h.enrolled_chip(2).await;
+
+    let first = h.issue(issue_request(&a, "acme")).await.unwrap().token_id;
+    h.clock.advance(10);
+    let second = h.issue(issue_request(&b, "acme")).await.unwrap().token_id;
+    h.clock.advance(10);
+    let third = h.issue(issue_request(&a, "globex")).await.unwrap().token_id;
+
+    assert_eq!(
+        h.list("", "", 0).await,
+        [third.clone(), second.clone(), first.clone()]
+    );
+    assert_eq!(h.list("", "", 2).await, [third.clone(), second.clone()]);
+    assert_eq!(
+        h.list(&a.id_hex, "", 0).await,
+        [third.clone(), first.clone()]
+    );
+    assert_eq!(h.list("", "acme", 0).await, [second.clone(), first.clone()]);
+    assert_eq!(
+        h.list(&a.id_hex, "acme", 5000).await,
+        std::slice::from_ref(&first)
+    );
+    assert!(h.list("", "initech", 0).await.is_empty());
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn revokes_and_publishes_a_signed_revocation_list() {
+    let mut h = start().await;
+    let chip = h.enrolled_chip(1).await;
+    let one = h.issue(issue_request(&chip, "acme")).await.unwrap();
+    let two = h.issue(issue_request(&chip, "acme")).await.unwrap();
+    let three = h.issue(issue_request(&chip, "acme")).await.unwrap();
+
+    let empty = bounded(h.client.get_revocation_list(GetRevocationListRequest {}))
+        .await
+        .unwrap();
+    assert_eq!(empty.seq, 0);
+    assert!(
+        revocation::verify(&empty.signed_list, &h.token_keys())
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+
+    let t1 = h.now();
+    assert_eq!(h.revoke(&two.token_id, "contract ended").await.unwrap(), 1);
+    h.clock.advance(5);
+    assert_eq!(h.revoke(&one.token_id, "stolen").await.unwrap(), 2);
+    assert_eq!(h.revoke(&two.token_id, "again").await.unwrap(), 1);
+    assert_eq!(
+        h.get(&two.token_id).await.unwrap().status,
+        LicenseStatus::Revoked as i32
+    );
+    assert_eq!(
+        h.get(&three.token_id).await.unwrap().status,
+        LicenseStatus::Active as i32
+    );
+
+    let listed_at = h.now();
+    let resp = bounded(h.client.get_revocation_list(GetRevocationListRequest {}))
+        .await
+        .unwrap();
+    assert_eq!(resp.seq, 2);
+    let list = revocation::verify(&resp.signed_list, &h.token_keys()).unwrap();
+    assert_eq!((list.seq, list.issued_at), (2, listed_at));
+    let entries: Vec<_> = list
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.token_id.as_str(),
+                e.chip_id.as_str(),
+                e.revoked_at,
+                e.reason.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (
+                two.token_id.as_str(),
+                chip.id_hex.as_str(),
+                t1,
+                "contract ended"
+            ),
+            (
+                one.token_id.as_str(),
+                chip.id_hex.as_str(),
+                t1 + 5,
+                "stolen"
+            ),
+        ]
+    );
+
+    // An unchanged list is served as signed before; a new revocation moves it.
+    h.clock.advance(100);
+    let again = bounded(h.client.get_revocation_list(GetRevocationListRequest {}))
+        .await
+        .unwrap();
+    assert_eq!(again.signed_list, resp.signed_list);
+    assert_eq!(h.revoke(&three.token_id, "").await.unwrap(), 3);
+    let newer = bounded(h.client.get_revocation_list(GetRevocationListRequest {}))
+        .await
+        .unwrap();
+    let list = revocation::verify(&newer.signed_list, &h.token_keys()).unwrap();
+    assert_eq!((newer.seq, list.seq, list.entries.len()), (3, 3, 3));
+    assert!(list.contains(&three.token_id));
+
+    // Another key does not verify it.
+    let other = Ed25519Key::generate().unwrap();
+    let wrong = TrustedKeys::new().with(h.pki.issuer_token_key.key_id(), other.public_key());
+    assert!(revocation::verify(&newer.signed_list, &wrong).is_err());
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn renews_against_a_passing_result_and_supersedes_the_old_license() {
+    let mut h = start().await;
+    let chip = h.enrolled_chip(1).await;
+    let old = h.issue(issue_request(&chip, "acme")).await.unwrap();
+    h.clock.advance(1_000);
+    let now = h.now();
+
+    let result = h.sign_result(&h.passing_result(&old));
+    let new = h.renew(&old.token_id, result.clone(), 3_600).await.unwrap();
+    assert_ne!(new.token_id, old.token_id);
+    assert_eq!(new.renewed_from, old.token_id);
+    assert_eq!(new.status, LicenseStatus::Active as i32);
+    assert_eq!(
+        (new.issued_at, new.not_before, new.expires_at),
+        (now, now, now + 3_600)
+    );
+    assert_eq!(
+        (
+            &new.chip_id,
+            &new.tenant,
+            &new.site,
+            &new.entitlements,
+            &new.eccn
+        ),
+        (
+            &old.chip_id,
+            &old.tenant,
+            &old.site,
+            &old.entitlements,
+            &old.eccn
+        )
+    );
+    let claims = license::verify(&new.token, &h.token_keys()).unwrap();
+    assert_eq!(claims.claims().token_id.to_hex(), new.token_id);
+    assert_eq!(claims.claims().expires_at, now + 3_600);
+
+    assert_eq!(
+        h.get(&old.token_id).await.unwrap().status,
+        LicenseStatus::Superseded as i32
+    );
+    assert_eq!(h.get(&new.token_id).await.unwrap(), new);
+
+    // The superseded license cannot be renewed again with the same result.
+    let err = h.renew(&old.token_id, result, 0).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(err.message(), "license is superseded");
+
+    // The new one renews with the default lifetime.
+    let next = h.sign_result(&h.passing_result(&new));
+    let renewed = h.renew(&new.token_id, next, 0).await.unwrap();
+    assert_eq!(renewed.expires_at, now + 86_400);
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn refuses_renewals_that_fail_a_check() {
+    let mut h = start().await;
+    let chip = h.enrolled_chip(1).await;
+    let lic = h.issue(issue_request(&chip, "acme")).await.unwrap();
+
+    // Signed by a key the issuer does not trust.
+    let stranger = Ed25519Key::generate().unwrap();
+    let foreign = h
+        .passing_result(&lic)
+        .sign(&stranger.key_id(), |m| stranger.sign(m));
+    let err = h.renew(&lic.token_id, foreign, 0).await.unwrap_err();
+    assert_eq!(
+        (err.code(), stable_code(&err)),
+        (Code::Unauthenticated, "result_unauthenticated")
+    );
+    let err = h
+        .renew(&lic.token_id, b"not cose".to_vec(), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // A failing verdict.
+    let mut failing = h.passing_result(&lic);
+    failing.claims[4].status = Verdict::Fail;
+    failing.verdict = AttestationResult::verdict_of(&failing.claims);
+    let err = h
+        .renew(&lic.token_id, h.sign_result(&failing), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(err.message(), "attestation verdict is fail, not pass");
+
+    // Another tenant.
+    let mut other_tenant = h.passing_result(&lic);
+    other_tenant.tenant = "globex".into();
+    let err = h
+        .renew(&lic.token_id, h.sign_result(&other_tenant), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), stable_code(&err)),
+        (Code::PermissionDenied, "renewal_tenant_mismatch")
+    );
+
+    // A result about another license.
+    let mut other_token = h.passing_result(&lic);
+    other_token.token_id = "00".repeat(16);
+    let err = h
+        .renew(&lic.token_id, h.sign_result(&other_token), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), stable_code(&err)),
+        (Code::PermissionDenied, "renewal_token_mismatch")
+    );
+
+    // A result 301 seconds old.
+    let stale = h.sign_result(&h.passing_result(&lic));
+    h.clock.advance(301);
+    let err = h.renew(&lic.token_id, stale, 0).await.unwrap_err();
+    assert_eq!(
+        (err.code(), stable_code(&err)),
+        (Code::PermissionDenied, "renewal_result_stale")
+    );
+
+    // A lifetime over the maximum, and an unknown license.
+    let fresh = h.sign_result(&h.passing_result(&lic));
+    let err = h
+        .renew(&lic.token_id, fresh.clone(), 30 * 86_400 + 1)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = h
+        .renew(&"ee".repeat(16), fresh.clone(), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    // Nothing was written by any refusal.
+    let unchanged = h.get(&lic.token_id).await.unwrap();
+    assert_eq!(unchanged, lic);
+    assert_eq!(h.list("", "", 0).await, std::slice::from_ref(&lic.token_id));
+
+    // A revoked license cannot be renewed, even with a good result.
+    h.revoke(&lic.token_id, "stolen").await.unwrap();
+    let err = h.renew(&lic.token_id, fresh, 0).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::FailedPrecondition, "license is revoked")
+    );
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn refuses_bad_chains_with_invalid_argument() {
+    let mut h = start().await;
+
+    let err = h.enrol(vec![b"garbage".to_vec()]).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .starts_with("certificate chain refused: certificate 0"),
+        "{}",
+        err.message()
+    );
+
+    let err = h.enrol(vec![]).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::InvalidArgument, "cert_chain is required")
+    );
+
+    // Fifty certificates: refused by count before any is parsed.
+    let deep = vec![h.chip(1).chain[0].clone(); 50];
+    let err = h.enrol(deep).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        err.message(),
+        "cert_chain has 50 entries, at most 8 allowed"
+    );
+
+    // A chip of another vendor root: the CA's signature fails under ours.
+    let dir = tempfile::tempdir().unwrap();
+    let other = DevPki::create(&dir.path().join("pki"), MODEL).unwrap();
+    let key = P384Key::generate().unwrap();
+    let cert = other
+        .chip_ca
+        .issue_device_identity(&key.public_key_spki_der(), MODEL, 1)
+        .unwrap();
+    let err = h
+        .enrol(vec![cert, other.chip_ca.cert_der.clone()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("certificate 1"), "{}", err.message());
+    assert_eq!(stable_code(&err), "chain_invalid");
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn refuses_bad_license_requests_with_exact_codes() {
+    let mut h = start().await;
+    let chip = h.enrolled_chip(1).await;
+
+    let stranger = h.chip(2);
+    let err = h.issue(issue_request(&stranger, "acme")).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::FailedPrecondition, "chip not enrolled")
+    );
+
+    let mut req = issue_request(&chip, "acme");
+    req.site.as_mut().unwrap().latitude = 91.0;
+    let err = h.issue(req).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (
+            Code::InvalidArgument,
+            "site.latitude must be a number from -90 to 90"
+        )
+    );
+
+    let mut req = issue_request(&chip, "acme");
+    req.chip_id = "not-hex".into();
+    assert_eq!(
+        h.issue(req).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+
+    let err = h.get("xyz").await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::InvalidArgument, "token_id is not a valid id")
+    );
+    let err = h.get(&"zz".repeat(16)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = h.revoke("0123", "x").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = h.renew("0123", vec![], 0).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let err = h.get(&"ab".repeat(16)).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::NotFound, "license not found")
+    );
+    let err = h.revoke(&"ab".repeat(16), "x").await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    let req = ListLicensesRequest {
+        chip_id: "abc".into(),
+        tenant: String::new(),
+        limit: 0,
+    };
+    let err = bounded(h.client.list_licenses(req)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn refuses_oversized_requests_and_keeps_answering() {
+    let mut h = start().await;
+    let chip = h.enrolled_chip(1).await;
+
+    // 1 MiB is the default limit; send a chain a little over it.
+    let big = vec![vec![0x30; 600 * 1024]; 2];
+    let err = h.enrol(big).await.unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+
+    let issued = h.issue(issue_request(&chip, "acme")).await.unwrap();
+    assert_eq!(h.get(&issued.token_id).await.unwrap(), issued);
+    h.shut_down().await;
+}
