@@ -153,6 +153,9 @@ impl IssuerService {
         .map_err(ServiceError::ChainInvalid)?;
 
         // 3. Identity from the leaf key, model from the issuing CA.
+        // Limitation: any certificate that chains to the vendor root is taken
+        // as a device identity; there is no certificate profile yet that
+        // tells an identity certificate from an alias or a CA certificate.
         let leaf = validated.leaf();
         let chip_id = ChipId(spki_sha256(leaf.spki_der()));
         Span::current().record("chip", field::display(chip_id.short()));

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use chipward_certs::keys::{Ed25519Key, P384Key, spki_sha256};
 use chipward_certs::pki::{DevPki, ROOT_COMMON_NAME};
-use chipward_issuer::ledger::SqliteLedger;
+use chipward_issuer::ledger::{
+    ChipRecord, Ledger, LedgerError, LicenseFilter, LicenseRecord, SqliteLedger,
+};
 use chipward_issuer::{Clock, IssuerService, IssuerSettings, ManualClock, SystemClock, serve};
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_client::IssuerClient;
@@ -19,7 +21,8 @@ use chipward_proto::grpc::{
     LicenseStatus, ListLicensesRequest, RenewLicenseRequest, RevokeLicenseRequest, Site,
 };
 use chipward_proto::result::{AttestationResult, ClaimResult, Status as Verdict};
-use chipward_proto::{license, revocation};
+use chipward_proto::revocation::RevokedLicense;
+use chipward_proto::{ChipId, TokenId, license, revocation};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -47,6 +50,12 @@ struct Chip {
 }
 
 async fn start() -> Harness {
+    start_with(None).await
+}
+
+/// Starts the issuer over `ledger`, or over a SQLite file in the temporary
+/// folder when `None`.
+async fn start_with(ledger: Option<Arc<dyn Ledger>>) -> Harness {
     // Logs are captured per test and shown when one fails.
     let _ = tracing_subscriber::fmt()
         .with_env_filter("chipward_issuer=debug")
@@ -54,12 +63,14 @@ async fn start() -> Harness {
         .try_init();
     let dir = tempfile::tempdir().unwrap();
     let pki = DevPki::create(&dir.path().join("pki"), MODEL).unwrap();
-    let ledger = SqliteLedger::open(&dir.path().join("ledger.sqlite")).unwrap();
+    let ledger = ledger.unwrap_or_else(|| {
+        Arc::new(SqliteLedger::open(&dir.path().join("ledger.sqlite")).unwrap())
+    });
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let service = IssuerService::from_dev_pki(
         IssuerSettings::default(),
         &pki,
-        Arc::new(ledger),
+        ledger,
         Arc::clone(&clock) as Arc<dyn Clock>,
     )
     .unwrap();
@@ -735,5 +746,113 @@ async fn refuses_oversized_requests_and_keeps_answering() {
 
     let issued = h.issue(issue_request(&chip, "acme")).await.unwrap();
     assert_eq!(h.get(&issued.token_id).await.unwrap(), issued);
+    h.shut_down().await;
+}
+
+/// A ledger that fails every call the same way.
+#[derive(Clone, Copy)]
+enum Broken {
+    /// The database cannot be reached.
+    Down,
+    /// The backend reports a fault of its own.
+    Bug,
+    /// The call panics.
+    Panics,
+}
+
+impl Broken {
+    fn fail<T>(self) -> Result<T, LedgerError> {
+        match self {
+            Self::Down => Err(LedgerError::Unavailable(Box::new(std::io::Error::other(
+                "connection refused to db.internal:5432",
+            )))),
+            Self::Bug => Err(LedgerError::Backend(Box::new(std::io::Error::other(
+                "syntax error near SELECT secret",
+            )))),
+            Self::Panics => panic!("ledger bug"),
+        }
+    }
+}
+
+impl Ledger for Broken {
+    fn enrol_chip(&self, _: &ChipRecord) -> Result<bool, LedgerError> {
+        self.fail()
+    }
+    fn chip(&self, _: &ChipId) -> Result<Option<ChipRecord>, LedgerError> {
+        self.fail()
+    }
+    fn insert_license(&self, _: &LicenseRecord) -> Result<(), LedgerError> {
+        self.fail()
+    }
+    fn license(&self, _: &TokenId) -> Result<Option<LicenseRecord>, LedgerError> {
+        self.fail()
+    }
+    fn list_licenses(
+        &self,
+        _: &LicenseFilter,
+        _: usize,
+    ) -> Result<Vec<LicenseRecord>, LedgerError> {
+        self.fail()
+    }
+    fn renew(&self, _: &TokenId, _: &LicenseRecord) -> Result<(), LedgerError> {
+        self.fail()
+    }
+    fn revoke(&self, _: &TokenId, _: &str, _: i64) -> Result<u64, LedgerError> {
+        self.fail()
+    }
+    fn revocation_seq(&self) -> Result<u64, LedgerError> {
+        self.fail()
+    }
+    fn revocations(&self) -> Result<(u64, Vec<RevokedLicense>), LedgerError> {
+        self.fail()
+    }
+}
+
+#[tokio::test]
+async fn a_ledger_that_is_down_gives_unavailable() {
+    let mut h = start_with(Some(Arc::new(Broken::Down))).await;
+    let chip = h.chip(1);
+    let err = h.enrol(chip.chain.clone()).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::Unavailable, "ledger unavailable")
+    );
+    assert_eq!(stable_code(&err), "ledger_unavailable");
+    let err = h.get(&"ab".repeat(16)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    let err = bounded(h.client.get_revocation_list(GetRevocationListRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn ledger_faults_are_internal_and_hide_their_details() {
+    let mut h = start_with(Some(Arc::new(Broken::Bug))).await;
+    let chip = h.chip(1);
+    let err = h.issue(issue_request(&chip, "acme")).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::Internal, "internal error")
+    );
+    assert_eq!(stable_code(&err), "internal");
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_panicking_ledger_call_is_internal_and_the_server_keeps_answering() {
+    let mut h = start_with(Some(Arc::new(Broken::Panics))).await;
+    let chip = h.chip(1);
+    for _ in 0..3 {
+        let err = h.enrol(chip.chain.clone()).await.unwrap_err();
+        assert_eq!(
+            (err.code(), err.message()),
+            (Code::Internal, "internal error")
+        );
+    }
+    // Input checks run before the ledger and still answer.
+    let err = h.get("xyz").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
     h.shut_down().await;
 }

@@ -544,4 +544,69 @@ mod tests {
         assert_eq!(sync, 2, "2 is FULL");
         assert_eq!(keys, 1);
     }
+
+    #[test]
+    fn unreadable_stored_values_are_reported_as_corrupt() {
+        let ledger = SqliteLedger::open_in_memory().unwrap();
+        ledger
+            .enrol_chip(&ChipRecord {
+                chip_id: ChipId([1; 32]),
+                model: "CW-100".into(),
+                identity_cert: vec![0x30],
+                enrolled_at: 1,
+            })
+            .unwrap();
+        let license = LicenseRecord {
+            token_id: TokenId([2; 16]),
+            chip_id: ChipId([1; 32]),
+            tenant: "acme".into(),
+            site: SiteClaim {
+                id: "fra-1".into(),
+                latitude: 1.0,
+                longitude: 2.0,
+                radius_km: 3.0,
+            },
+            issued_at: 1,
+            not_before: 1,
+            expires_at: 2,
+            state: LicenseState::Active,
+            token: vec![1],
+            renewed_from: None,
+            entitlements: vec!["a".into()],
+            eccn: String::new(),
+        };
+        ledger.insert_license(&license).unwrap();
+
+        for bad in ["zz;", "6162", "ff;"] {
+            ledger
+                .conn()
+                .execute("UPDATE licenses SET entitlements = ?1", [bad])
+                .unwrap();
+            let err = ledger.license(&license.token_id).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    LedgerError::Corrupt {
+                        what: "entitlements"
+                    }
+                ),
+                "{bad}: {err:?}"
+            );
+            let err = ledger
+                .list_licenses(&LicenseFilter::default(), 10)
+                .unwrap_err();
+            assert!(matches!(err, LedgerError::Corrupt { .. }), "{bad}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn other_sqlite_failures_are_backend_errors() {
+        let ledger = SqliteLedger::open_in_memory().unwrap();
+        ledger
+            .conn()
+            .execute_batch("DROP TABLE revocations")
+            .unwrap();
+        let err = ledger.revocation_seq().unwrap_err();
+        assert!(matches!(err, LedgerError::Backend(_)), "{err:?}");
+    }
 }
