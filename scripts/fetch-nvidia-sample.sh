@@ -15,7 +15,7 @@ dest="${1:-.fixtures/nvidia}"
 mkdir -p "$dest"
 dest="$(cd "$dest" && pwd)"
 
-if [[ -f "$dest/verifier/samples/hopperCertChain.txt" && -f "$dest/verifier/certs/verifier_device_root.pem" ]]; then
+if [[ -f "$dest/verifier/samples/hopperCertChain.txt" && -f "$dest/verifier/samples/hopperAttestationReport.txt" && -f "$dest/verifier/certs/verifier_device_root.pem" && -f "$dest/verifier/certs/verifier_RIM_root.pem" ]]; then
     echo "already extracted in $dest" >&2
 else
     if [[ ! -f "$dest/$wheel" ]]; then
