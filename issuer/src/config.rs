@@ -443,6 +443,28 @@ mod tests {
     }
 
     #[test]
+    fn settings_refuse_negative_spans() {
+        for key in [
+            "max_backdate_secs",
+            "max_future_start_secs",
+            "clock_skew_secs",
+        ] {
+            let mut s = IssuerSettings::default();
+            match key {
+                "max_backdate_secs" => s.max_backdate_secs = -1,
+                "max_future_start_secs" => s.max_future_start_secs = -1,
+                _ => s.clock_skew_secs = -1,
+            }
+            let err = s.check().unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { key: k, .. } if k == key),
+                "{err:?}"
+            );
+        }
+        assert!(IssuerSettings::default().check().is_ok());
+    }
+
+    #[test]
     fn loads_the_pki_files_of_a_dev_pki() {
         let dir = tempfile::tempdir().unwrap();
         let pki = DevPki::create(&dir.path().join("pki"), "CW-100").unwrap();

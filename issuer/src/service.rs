@@ -571,3 +571,43 @@ fn to_wire(r: LicenseRecord) -> License {
         eccn: r.eccn,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chipward_certs::pki::ROOT_COMMON_NAME;
+    use tonic::metadata::MetadataValue;
+
+    use super::*;
+
+    fn with_id(id: &str) -> Request<()> {
+        let mut req = Request::new(());
+        req.metadata_mut()
+            .insert("x-request-id", MetadataValue::try_from(id).unwrap());
+        req
+    }
+
+    #[test]
+    fn keeps_plain_request_ids_and_replaces_others() {
+        assert_eq!(request_id(&with_id("abc-123_x.y")), "abc-123_x.y");
+
+        let long = "a".repeat(65);
+        let generated = [
+            request_id(&Request::new(())),
+            request_id(&with_id("has space")),
+            request_id(&with_id("semi;colon")),
+            request_id(&with_id(&long)),
+        ];
+        for id in generated {
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        }
+    }
+
+    #[test]
+    fn reads_the_common_name_of_the_anchor() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = DevPki::create(&dir.path().join("pki"), "CW-100").unwrap();
+        let anchor = TrustAnchor::from_der(pki.root_cert_der()).unwrap();
+        assert_eq!(anchor_common_name(&anchor), ROOT_COMMON_NAME);
+    }
+}
