@@ -118,11 +118,7 @@ fn verifier_parts(
     );
 
     // The vendor publishes reference values for the firmware it ships.
-    let mut references = ReferenceValues::default();
-    let model = format!("{} Provisioner CA", plan.model);
-    for block in golden_measurements(&plan.model, &plan.firmware) {
-        references.insert(&model, block.index, vec![block.value]);
-    }
+    let references = reference_values(plan);
 
     let revocations = Arc::new(RevocationCache::new(30_000));
     let appraiser = Appraiser::new(
@@ -140,7 +136,22 @@ fn verifier_parts(
 /// Starts the services in `dir` and runs `plan` against them over gRPC.
 pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
     let services = start_services(dir, plan).await?;
-    let pki = DevPki::load(&dir.join("pki"))?;
+    let issuer = format!("http://{}", services.issuer);
+    let verifier = format!("http://{}", services.verifier);
+    let report = run_against(&dir.join("pki"), &issuer, &verifier, plan).await?;
+    drop(services);
+    Ok(report)
+}
+
+/// Runs `plan` against an issuer and a verifier already serving at these
+/// URLs, with chips certified by the provisioner CA in `pki_dir`.
+pub async fn run_against(
+    pki_dir: &Path,
+    issuer_url: &str,
+    verifier_url: &str,
+    plan: &FleetPlan,
+) -> anyhow::Result<FleetReport> {
+    let pki = DevPki::load(pki_dir)?;
     let vendor = Vendor {
         chip_ca: &pki.chip_ca,
         issuer_keys: TrustedKeys::new().with(
@@ -152,16 +163,24 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
             pki.verifier_result_key.public_key(),
         ),
     };
-    let issuer = Channel::from_shared(format!("http://{}", services.issuer))?
+    let issuer = Channel::from_shared(issuer_url.to_owned())?
         .connect()
         .await?;
-    let verifier = Channel::from_shared(format!("http://{}", services.verifier))?
+    let verifier = Channel::from_shared(verifier_url.to_owned())?
         .connect()
         .await?;
     let now = || verifier_service::system_clock()() / 1000;
-    let report = fleet::run(plan, &vendor, issuer, verifier, now).await?;
-    drop(services);
-    Ok(report)
+    fleet::run(plan, &vendor, issuer, verifier, now).await
+}
+
+/// The reference values a verifier needs for the fleet's firmware.
+pub fn reference_values(plan: &FleetPlan) -> ReferenceValues {
+    let mut references = ReferenceValues::default();
+    let model = format!("{} Provisioner CA", plan.model);
+    for block in golden_measurements(&plan.model, &plan.firmware) {
+        references.insert(&model, block.index, vec![block.value]);
+    }
+    references
 }
 
 /// The per-chip table and the fleet summary, as printed by the demo.

@@ -1,11 +1,13 @@
 //! `chipward-demo`: the fleet demo on the embedded defaults. Starts the
 //! issuer and verifier on loopback, runs a fleet of simulated chips with
-//! faults injected, and prints a per-chip table and a fleet summary.
+//! faults injected, and prints a per-chip table and a fleet summary. With
+//! `--issuer`, `--verifier` and `--pki` it drives servers already running.
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use chipward_device_sim::demo;
-use chipward_device_sim::fleet::FleetPlan;
+use chipward_device_sim::fleet::{FleetPlan, SITES, TENANTS};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -22,11 +24,24 @@ struct Args {
     no_faults: bool,
     /// Keep the PKI and ledger in this folder (must not hold a PKI yet);
     /// default a temporary folder.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pki")]
     dir: Option<PathBuf>,
     /// Print every chip, not only the faulty ones and the first few.
     #[arg(long)]
     all: bool,
+    /// Drive an issuer already serving at this URL (with --verifier, --pki).
+    #[arg(long, requires_all = ["verifier", "pki"])]
+    issuer: Option<String>,
+    /// Drive a verifier already serving at this URL.
+    #[arg(long, requires_all = ["issuer", "pki"])]
+    verifier: Option<String>,
+    /// The PKI folder those servers use (made by `chipward-pki init`).
+    #[arg(long)]
+    pki: Option<PathBuf>,
+    /// Write the reference values of the simulated firmware to this file
+    /// (for a verifier's `reference_values` key) and exit.
+    #[arg(long)]
+    write_reference_values: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -41,23 +56,46 @@ async fn main() -> anyhow::Result<()> {
         faults: !args.no_faults,
         ..FleetPlan::default()
     };
-    let temp;
-    let dir = match args.dir {
-        Some(d) => d,
-        None => {
-            temp = tempfile::tempdir()?;
-            temp.path().to_path_buf()
-        }
-    };
+    if let Some(path) = &args.write_reference_values {
+        std::fs::write(path, demo::reference_values(&plan).to_toml())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "reference values for {} firmware {} written to {}",
+            plan.model,
+            plan.firmware,
+            path.display()
+        );
+        return Ok(());
+    }
+
     println!(
         "Chipward fleet demo: {} chips, {} sites, {} tenants, faults {}",
         plan.chips,
-        4,
-        5,
+        SITES.len(),
+        TENANTS.len(),
         if plan.faults { "injected" } else { "off" }
     );
-    println!("PKI and ledger in {}", dir.display());
-    let report = demo::run(&dir, &plan).await?;
+    let report = match (&args.issuer, &args.verifier, &args.pki) {
+        (Some(issuer), Some(verifier), Some(pki)) => {
+            println!(
+                "Driving issuer {issuer} and verifier {verifier}, PKI in {}",
+                pki.display()
+            );
+            demo::run_against(pki, issuer, verifier, &plan).await?
+        }
+        _ => {
+            let temp = tempfile::tempdir()?;
+            let dir = args
+                .dir
+                .clone()
+                .unwrap_or_else(|| temp.path().to_path_buf());
+            println!(
+                "Issuer and verifier on loopback; PKI and ledger in {}",
+                dir.display()
+            );
+            demo::run(&dir, &plan).await?
+        }
+    };
     print!("{}", demo::render(&report, args.all));
     Ok(())
 }
