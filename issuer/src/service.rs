@@ -24,6 +24,7 @@ use chipward_proto::grpc::{
     RenewLicenseRequest, RevocationListResponse, RevokeLicenseRequest, RevokeLicenseResponse, Site,
 };
 use chipward_proto::license::LicenseClaims;
+use chipward_proto::request_id::request_id;
 use chipward_proto::revocation::RevocationList;
 use chipward_proto::{ChipId, TokenId};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -36,9 +37,6 @@ use crate::error::{ServiceError, Severity};
 use crate::ledger::{ChipRecord, Ledger, LedgerError, LicenseRecord, LicenseState};
 use crate::renewal::{self, RenewalApproval, RenewalPolicy};
 use crate::request::{self, IssueTerms};
-
-/// Longest caller-supplied request id kept for the log.
-const MAX_REQUEST_ID_LEN: usize = 64;
 
 /// The issuer service; hand it to [`crate::serve`].
 pub struct IssuerService {
@@ -513,27 +511,6 @@ fn reject(err: ServiceError) -> Status {
     Status::from(err)
 }
 
-/// The caller's `x-request-id` if it is short and plain, else a fresh one.
-fn request_id<T>(request: &Request<T>) -> String {
-    let given = request
-        .metadata()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= MAX_REQUEST_ID_LEN
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        });
-    if let Some(id) = given {
-        return id.to_owned();
-    }
-    let mut id = [0u8; 8];
-    // An all-zero id is still usable if the generator fails.
-    let _ = SystemRandom::new().fill(&mut id);
-    hex::encode(id)
-}
-
 /// The anchor's common name, or its whole subject if it has none.
 ///
 /// Limitation: `TrustAnchor` exposes only its subject as display text, so
@@ -575,33 +552,8 @@ fn to_wire(r: LicenseRecord) -> License {
 #[cfg(test)]
 mod tests {
     use chipward_certs::pki::ROOT_COMMON_NAME;
-    use tonic::metadata::MetadataValue;
 
     use super::*;
-
-    fn with_id(id: &str) -> Request<()> {
-        let mut req = Request::new(());
-        req.metadata_mut()
-            .insert("x-request-id", MetadataValue::try_from(id).unwrap());
-        req
-    }
-
-    #[test]
-    fn keeps_plain_request_ids_and_replaces_others() {
-        assert_eq!(request_id(&with_id("abc-123_x.y")), "abc-123_x.y");
-
-        let long = "a".repeat(65);
-        let generated = [
-            request_id(&Request::new(())),
-            request_id(&with_id("has space")),
-            request_id(&with_id("semi;colon")),
-            request_id(&with_id(&long)),
-        ];
-        for id in generated {
-            assert_eq!(id.len(), 16, "{id}");
-            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
-        }
-    }
 
     #[test]
     fn reads_the_common_name_of_the_anchor() {

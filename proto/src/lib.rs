@@ -11,6 +11,7 @@ pub mod cose;
 pub mod ids;
 pub mod license;
 pub mod nonce;
+pub mod request_id;
 pub mod result;
 pub mod revocation;
 pub mod spdm;

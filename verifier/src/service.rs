@@ -12,6 +12,7 @@ use chipward_proto::grpc::{
     AppraiseRequest, AppraiseResponse, ChallengeRequest, ChallengeResponse,
     GetRevocationListRequest, InfoRequest, InfoResponse, evidence,
 };
+use chipward_proto::request_id::request_id;
 use chipward_proto::result::Status as Verdict;
 use chipward_proto::revocation;
 use thiserror::Error;
@@ -93,7 +94,7 @@ impl Verifier for VerifierService {
         }))
     }
 
-    #[instrument(skip_all, fields(tenant, site, chip, verdict))]
+    #[instrument(skip_all, fields(request_id = %request_id(&request), tenant, site, chip, verdict))]
     async fn appraise(
         &self,
         request: Request<AppraiseRequest>,
@@ -157,6 +158,9 @@ impl Verifier for VerifierService {
 
 /// Serves `service` on an already bound listener until `shutdown` resolves;
 /// requests in flight finish first.
+///
+/// Limitation: callers are not authenticated and traffic is not encrypted;
+/// bind to loopback (the default) until the service runs behind mTLS.
 pub async fn serve(
     service: VerifierService,
     listener: TcpListener,
