@@ -15,6 +15,7 @@ pub mod request_id;
 pub mod result;
 pub mod revocation;
 pub mod spdm;
+pub mod tpm;
 
 /// Generated gRPC messages and services for `chipward.v1`.
 #[allow(missing_docs, unreachable_pub, unused_qualifications, clippy::all)]
