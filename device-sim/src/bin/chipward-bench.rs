@@ -1,0 +1,471 @@
+//! `chipward-bench`: throughput of the verifier's appraisal and the issuer's
+//! durable issuance, each beside a raw-signature baseline measured in the
+//! same run on the same machine, as TARGETS.md asks.
+//!
+//! Each measurement warms up, then runs for a fixed wall time. Baseline and
+//! subject alternate for several rounds and the best of each is kept, so
+//! that noise from other users of the machine hits both alike.
+//!
+//! Everything is generated locally (dev PKI, one simulated chip, a ledger in
+//! a temporary folder); nothing touches the network. This is a benchmark,
+//! not a test, but it aborts when an appraisal does not pass or an issuance
+//! fails: figures for failing work would mean nothing.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail, ensure};
+use chipward_certs::chain::ChainPolicy;
+use chipward_certs::keys::{Ed25519Key, P384Key};
+use chipward_certs::pki::DevPki;
+use chipward_device_sim::chip::{SimChip, golden_measurements};
+use chipward_issuer::ledger::SqliteLedger;
+use chipward_issuer::{IssuerService, IssuerSettings, SystemClock};
+use chipward_proto::TokenId;
+use chipward_proto::cose::TrustedKeys;
+use chipward_proto::grpc::issuer_server::Issuer;
+use chipward_proto::grpc::{EnrolChipRequest, IssueLicenseRequest, Site, SpdmEvidence, evidence};
+use chipward_proto::license::{LicenseClaims, SiteClaim};
+use chipward_proto::result::Status;
+use chipward_proto::revocation::RevocationList;
+use chipward_verifier::appraisal::{AppraisalRequest, AppraisalSettings, Appraiser};
+use chipward_verifier::challenge::{Challenges, NonceKey};
+use chipward_verifier::evidence::roots::Roots;
+use chipward_verifier::policy::reference::ReferenceValues;
+use chipward_verifier::revocation::RevocationCache;
+use clap::Parser;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P384_SHA384_FIXED, Ed25519KeyPair, UnparsedPublicKey};
+
+const MODEL: &str = "CW-100";
+const FIRMWARE: &str = "1.4.2";
+const TENANT: &str = "acme-ai";
+/// Site id, latitude, longitude and radius in km of the one site used.
+const SITE: (&str, f64, f64, f64) = ("fra-1", 50.11, 8.68, 25.0);
+/// About the size of a signed SPDM measurements transcript.
+const P384_MESSAGE_LEN: usize = 600;
+/// About the size of a license token's signed structure.
+const ED25519_MESSAGE_LEN: usize = 300;
+/// Challenge and evidence pairs made, untimed, ahead of appraising them.
+const EVIDENCE_BATCH: usize = 2000;
+
+#[derive(Parser)]
+#[command(about = "Chipward benchmarks: appraisal and issuance against raw signatures")]
+struct Args {
+    /// Timed wall time of each measurement, seconds.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Interleaved rounds of baseline and subject; the best of each is kept.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// Concurrent issuing tasks; one measurement per value.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 32])]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    tasks: Vec<u64>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One printed figure, with its ratio to its baseline and its target from
+/// TARGETS.md when it is a subject.
+type Row = (String, String, f64, Option<(f64, &'static str)>);
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let span = Duration::try_from_secs_f64(args.seconds).context("--seconds")?;
+    ensure!(!span.is_zero(), "--seconds must be positive");
+    let warm = (span / 5).min(Duration::from_secs(1));
+    let dir = tempfile::tempdir()?;
+    let pki = DevPki::create(&dir.path().join("pki"), MODEL)?;
+    let chip = SimChip::manufacture(&pki.chip_ca, MODEL, 1, FIRMWARE)?;
+    let mut rows: Vec<Row> = Vec::new();
+
+    // 1. Appraisal against one raw P-384 verify.
+    let verify = p384_verify_op()?;
+    let (appraiser, token) = appraiser(&pki, &chip)?;
+    let prepare = || answer(&appraiser, &chip, EVIDENCE_BATCH);
+    let work = |item: &(Vec<u8>, SpdmEvidence)| appraise(&appraiser, &token, &item.0, &item.1);
+    let (mut verifies, mut appraisals) = (0f64, 0f64);
+    for round in 1..=args.rounds {
+        eprintln!("round {round}/{}: P-384 verify, appraisal", args.rounds);
+        verifies = verifies.max(rate(warm, span, unprepared, &verify)?);
+        appraisals = appraisals.max(rate(warm, span, prepare, work)?);
+    }
+    let label = format!("raw P-384 verify, {P384_MESSAGE_LEN} B");
+    rows.push(("p384_verify".into(), label, verifies, None));
+    let judged = Some((appraisals / verifies, "ratio >= 0.8"));
+    let label = "GPU report appraisal, in-process".into();
+    rows.push(("appraisal".into(), label, appraisals, judged));
+
+    // 2. Durable issuance against one raw Ed25519 signature.
+    let sign = ed25519_sign_op()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let ledger = dir.path().join("ledger.sqlite");
+    let (service, request) = runtime.block_on(issuer(&pki, &chip, &ledger))?;
+    let (mut signs, mut issued) = (0f64, vec![0f64; args.tasks.len()]);
+    for round in 1..=args.rounds {
+        eprintln!("round {round}/{}: Ed25519 sign, issuance", args.rounds);
+        signs = signs.max(rate(warm, span, unprepared, &sign)?);
+        for (best, &tasks) in issued.iter_mut().zip(&args.tasks) {
+            runtime.block_on(issue_rate(&service, &request, tasks, warm))?;
+            *best = best.max(runtime.block_on(issue_rate(&service, &request, tasks, span))?);
+        }
+    }
+    let label = format!("raw Ed25519 sign, {ED25519_MESSAGE_LEN} B");
+    rows.push(("ed25519_sign".into(), label, signs, None));
+    for (&per_s, tasks) in issued.iter().zip(&args.tasks) {
+        let label = format!("license issuance to SQLite, concurrency {tasks}");
+        let judged = Some((per_s / signs, ">= 10000/s"));
+        rows.push((format!("issuance_{tasks}_tasks"), label, per_s, judged));
+    }
+
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let (span, warm, rounds) = (span.as_secs_f64(), warm.as_secs_f64(), args.rounds);
+    let timing = format!("{span:.1} s after {warm:.1} s warm-up, best of {rounds}");
+    let header = [
+        ("nproc", std::thread::available_parallelism()?.to_string()),
+        ("date", utc_timestamp(now)),
+        ("command", std::env::args().collect::<Vec<_>>().join(" ")),
+        ("timing", timing),
+        ("ledger", format!("SQLite on {}", filesystem_of(&ledger))),
+    ];
+    let render = if args.json { json } else { table };
+    print!("{}", render(&header, &rows));
+    Ok(())
+}
+
+/// Runs `work` over items from `prepare` for `warm`, then for `span`, of
+/// time spent in `work` alone; returns items per second of the second run.
+/// `prepare` runs untimed whenever the items run out.
+fn rate<T>(
+    warm: Duration,
+    span: Duration,
+    prepare: impl Fn() -> anyhow::Result<Vec<T>>,
+    work: impl Fn(&T) -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let run = |span: Duration| -> anyhow::Result<f64> {
+        let (mut done, mut busy) = (0u64, Duration::ZERO);
+        while busy < span {
+            let items = prepare()?;
+            let start = Instant::now();
+            for item in &items {
+                work(item)?;
+                done += 1;
+                if busy + start.elapsed() >= span {
+                    break;
+                }
+            }
+            busy += start.elapsed();
+        }
+        Ok(done as f64 / busy.as_secs_f64())
+    };
+    run(warm)?;
+    run(span)
+}
+
+/// Items for work that needs no preparation.
+fn unprepared() -> anyhow::Result<Vec<()>> {
+    Ok(vec![(); 4096])
+}
+
+/// One ring P-384 verification of a fixed message under a fresh key.
+fn p384_verify_op() -> anyhow::Result<impl Fn(&()) -> anyhow::Result<()>> {
+    let key = P384Key::generate()?;
+    let message = vec![0x5a; P384_MESSAGE_LEN];
+    let signature = key.sign_fixed(&message)?;
+    // The SPKI ends with the 97-byte uncompressed point ring wants.
+    let spki = key.public_key_spki_der();
+    let point = spki
+        .get(spki.len().saturating_sub(97)..)
+        .context("no point")?;
+    let public = UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, point.to_vec());
+    Ok(move |_: &()| {
+        let verified = public.verify(black_box(&message), black_box(&signature));
+        verified.map_err(|_| anyhow!("baseline P-384 signature does not verify"))
+    })
+}
+
+/// One ring Ed25519 signature over a fixed message with a fresh key.
+fn ed25519_sign_op() -> anyhow::Result<impl Fn(&()) -> anyhow::Result<()>> {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map_err(|_| anyhow!("Ed25519 key generation failed"))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| anyhow!("generated Ed25519 key does not load"))?;
+    let message = vec![0xa5; ED25519_MESSAGE_LEN];
+    Ok(move |_: &()| {
+        black_box(pair.sign(black_box(&message)));
+        Ok(())
+    })
+}
+
+/// An appraiser set up as the verifier service sets one up, and a license
+/// token for `chip`.
+fn appraiser(pki: &DevPki, chip: &SimChip) -> anyhow::Result<(Appraiser, Vec<u8>)> {
+    let now_ms = now_ms()?;
+    let roots = Roots::new(&[pki.root_cert_der().to_vec()], ChainPolicy::default())?;
+    let mut references = ReferenceValues::default();
+    let ca = format!("{MODEL} Provisioner CA");
+    for block in golden_measurements(MODEL, FIRMWARE) {
+        references.insert(&ca, block.index, vec![block.value]);
+    }
+    let issuer = &pki.issuer_token_key;
+    let issuer_keys = TrustedKeys::new().with(issuer.key_id(), issuer.public_key());
+    let revocations = Arc::new(RevocationCache::new(i64::MAX));
+    let empty = RevocationList {
+        seq: 1,
+        issued_at: 0,
+        entries: vec![],
+    };
+    ensure!(revocations.update(empty, now_ms), "revocation list refused");
+    let result_key = Ed25519Key::from_pkcs8_der(pki.verifier_result_key.pkcs8_der())?;
+    let challenges = Challenges::new(NonceKey::generate(), 60_000);
+    let settings = AppraisalSettings::default();
+    let appraiser = Appraiser::new(
+        settings,
+        roots,
+        references,
+        issuer_keys,
+        challenges,
+        revocations,
+        result_key,
+    );
+    let claims = license_claims(chip, now_ms / 1000);
+    Ok((appraiser, claims.sign(&issuer.key_id(), |m| issuer.sign(m))))
+}
+
+/// Mints `count` challenges and has the chip answer each. The chip's P-384
+/// signing is the device's cost, so this runs outside the timed part.
+fn answer(
+    appraiser: &Appraiser,
+    chip: &SimChip,
+    count: usize,
+) -> anyhow::Result<Vec<(Vec<u8>, SpdmEvidence)>> {
+    (0..count)
+        .map(|_| {
+            let challenge = appraiser.challenge(now_ms()?).encode();
+            let evidence = chip.attest(&challenge, TENANT, SITE.0)?;
+            let Some(evidence::Kind::Spdm(spdm)) = evidence.kind else {
+                bail!("simulated chip gave no SPDM evidence");
+            };
+            Ok((challenge, spdm))
+        })
+        .collect()
+}
+
+/// One full appraisal, which must pass.
+fn appraise(
+    appraiser: &Appraiser,
+    token: &[u8],
+    challenge: &[u8],
+    spdm: &SpdmEvidence,
+) -> anyhow::Result<()> {
+    let request = AppraisalRequest {
+        challenge,
+        transcript: &spdm.transcript,
+        cert_chain: &spdm.cert_chain,
+        license_token: token,
+        tenant: TENANT,
+        site_id: SITE.0,
+    };
+    let result = appraiser.appraise(&request, now_ms()?)?.result;
+    if result.verdict != Status::Pass {
+        let failed = result.claims.iter().filter(|c| c.status != Status::Pass);
+        let why: Vec<_> = failed
+            .map(|c| format!("{} {}", c.claim, c.reason))
+            .collect();
+        bail!("appraisal did not pass: {}", why.join("; "));
+    }
+    black_box(result);
+    Ok(())
+}
+
+/// The issuer service over a SQLite ledger at `ledger`, with `chip`
+/// enrolled, and a request for a license for it.
+async fn issuer(
+    pki: &DevPki,
+    chip: &SimChip,
+    ledger: &Path,
+) -> anyhow::Result<(Arc<IssuerService>, IssueLicenseRequest)> {
+    let ledger = Arc::new(SqliteLedger::open(ledger)?);
+    let settings = IssuerSettings::default();
+    let service = IssuerService::from_dev_pki(settings, pki, ledger, Arc::new(SystemClock))?;
+    let cert_chain = chip.enrolment_chain.clone();
+    let enrol = tonic::Request::new(EnrolChipRequest { cert_chain });
+    let chip_id = service.enrol_chip(enrol).await?.into_inner().chip_id;
+    ensure!(chip_id == chip.chip_id.to_hex(), "enrolled another chip");
+    let (id, latitude, longitude, radius_km) = SITE;
+    let request = IssueLicenseRequest {
+        chip_id,
+        tenant: TENANT.into(),
+        site: Some(Site {
+            id: id.into(),
+            latitude,
+            longitude,
+            radius_km,
+        }),
+        entitlements: vec!["inference".into()],
+        eccn: "3A090.a".into(),
+        ..IssueLicenseRequest::default()
+    };
+    Ok((Arc::new(service), request))
+}
+
+/// Issuances per second of wall time from `tasks` concurrent callers over
+/// `span`; each call returns once the ledger has committed the license.
+async fn issue_rate(
+    service: &Arc<IssuerService>,
+    request: &IssueLicenseRequest,
+    tasks: u64,
+    span: Duration,
+) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..tasks {
+        let (service, request) = (Arc::clone(service), request.clone());
+        set.spawn(async move {
+            let mut done = 0u64;
+            while start.elapsed() < span {
+                let call = tonic::Request::new(request.clone());
+                let response = service.issue_license(call).await?.into_inner();
+                let license = response.license.context("issuer answered no license")?;
+                ensure!(!license.token.is_empty(), "issued license has no token");
+                done += 1;
+            }
+            Ok::<u64, anyhow::Error>(done)
+        });
+    }
+    let mut done = 0u64;
+    while let Some(joined) = set.join_next().await {
+        done += joined??;
+    }
+    Ok(done as f64 / start.elapsed().as_secs_f64())
+}
+
+fn license_claims(chip: &SimChip, now: i64) -> LicenseClaims {
+    let (id, latitude, longitude, radius_km) = SITE;
+    LicenseClaims {
+        issuer: "chipward-issuer".into(),
+        chip_id: chip.chip_id,
+        audience: "chipward-verifier".into(),
+        issued_at: now,
+        not_before: now,
+        expires_at: now + 86_400,
+        token_id: TokenId(*b"chipward-bench-1"),
+        tenant: TENANT.into(),
+        site: SiteClaim {
+            id: id.into(),
+            latitude,
+            longitude,
+            radius_km,
+        },
+        entitlements: vec!["inference".into()],
+        eccn: "3A090.a".into(),
+    }
+}
+
+fn now_ms() -> anyhow::Result<i64> {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH)?;
+    Ok(i64::try_from(since_epoch.as_millis())?)
+}
+
+fn table(header: &[(&str, String)], rows: &[Row]) -> String {
+    let mut out = String::new();
+    for (name, value) in header {
+        out += &format!("{name:<8} {value}\n");
+    }
+    out += &format!(
+        "\n{:<44} {:>10} {:>7}  target\n",
+        "measure", "ops/s", "ratio"
+    );
+    for (_, label, per_s, judged) in rows {
+        let (ratio, target) = judged.map_or((String::new(), ""), |(r, t)| (format!("{r:.3}"), t));
+        out += &format!("{label:<44} {per_s:>10.1} {ratio:>7}  {target}\n");
+    }
+    out
+}
+
+/// The figures of [`table`] as one JSON object.
+fn json(header: &[(&str, String)], rows: &[Row]) -> String {
+    let mut fields: Vec<_> = header
+        .iter()
+        // Counts (nproc) as numbers, the rest as strings.
+        .map(|(name, value)| match value.parse::<u64>() {
+            Ok(n) => format!("\"{name}\":{n}"),
+            Err(_) => format!("\"{name}\":{}", json_string(value)),
+        })
+        .collect();
+    for (key, _, per_s, judged) in rows {
+        fields.push(format!("\"{key}_per_s\":{}", json_number(*per_s)));
+        if let Some((ratio, target)) = judged {
+            fields.push(format!("\"{key}_ratio\":{}", json_number(*ratio)));
+            fields.push(format!("\"{key}_target\":{}", json_string(target)));
+        }
+    }
+    format!("{{{}}}\n", fields.join(","))
+}
+
+/// A JSON string literal (RFC 8259, section 7).
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => out.extend(['\\', c]),
+            c if u32::from(c) < 0x20 => out += &format!("\\u{:04x}", u32::from(c)),
+            c => out.push(c),
+        }
+    }
+    out + "\""
+}
+
+/// JSON has no NaN or infinity; those become null.
+fn json_number(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.3}")
+    } else {
+        "null".into()
+    }
+}
+
+/// `secs` after the Unix epoch as an RFC 3339 UTC timestamp.
+fn utc_timestamp(secs: u64) -> String {
+    let leap = |y: u64| {
+        u64::from(y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400)))
+    };
+    let year_len = |y: u64| 365 + leap(y);
+    let (mut days, clock, mut year, mut month) = (secs / 86_400, secs % 86_400, 1970, 1);
+    while days >= year_len(year) {
+        days -= year_len(year);
+        year += 1;
+    }
+    // December takes whatever the first eleven months leave.
+    for length in [31, 28 + leap(year), 31, 30, 31, 30, 31, 31, 30, 31, 30] {
+        if days < length {
+            break;
+        }
+        days -= length;
+        month += 1;
+    }
+    let (day, h, m, s) = (days + 1, clock / 3600, clock / 60 % 60, clock % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// The type of the filesystem holding `path`, read from `/proc/mounts`:
+/// what a durable commit costs depends on it (tmpfs never reaches a disk).
+fn filesystem_of(path: &Path) -> String {
+    let dir = path.parent().and_then(|p| p.canonicalize().ok());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let found = mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            Some((fields.next()?, fields.next()?))
+        })
+        .filter(|(mount, _)| dir.as_ref().is_some_and(|d| d.starts_with(mount)))
+        .max_by_key(|(mount, _)| mount.len());
+    found.map_or_else(|| "an unknown filesystem".into(), |(_, fs)| fs.to_owned())
+}
