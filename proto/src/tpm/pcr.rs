@@ -155,6 +155,84 @@ impl PcrSelection {
     }
 }
 
+/// Parses tpm2-tools' `serialized` PCR file (what `tpm2_quote -o` writes by
+/// default): host-order (little-endian) dumps of the C structures
+/// TPML_PCR_SELECTION (a count, then 16 entries of hash, size, 4 bitmap
+/// bytes and a pad byte), a count of TPML_DIGEST lists, then each list (a
+/// count and 8 entries of a 2-byte size and a 64-byte buffer).
+pub fn parse_tpm2_tools_serialized(bytes: &[u8]) -> Result<(PcrSelection, PcrValues), TpmError> {
+    const ENTRY: usize = 8;
+    const SELECTION: usize = 4 + 16 * ENTRY;
+    const DIGEST: usize = 2 + 64;
+    const LIST: usize = 4 + 8 * DIGEST;
+    let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+
+    if bytes.len() < SELECTION + 4 {
+        return Err(TpmError::Truncated {
+            field: "serialized pcr selection",
+        });
+    }
+    let banks = le32(&bytes[..4]);
+    if banks > 16 {
+        return Err(TpmError::TooLarge {
+            field: "pcr selection count",
+            value: banks,
+            max: 16,
+        });
+    }
+    let mut selection = PcrSelection::default();
+    for i in 0..banks {
+        let e = &bytes[4 + i * ENTRY..4 + (i + 1) * ENTRY];
+        let size = usize::from(e[2]);
+        if size > 4 {
+            return Err(TpmError::TooLarge {
+                field: "pcr bank size",
+                value: size,
+                max: 4,
+            });
+        }
+        selection.banks.push(PcrBank {
+            hash: u16::from_le_bytes([e[0], e[1]]),
+            bitmap: e[3..3 + size].to_vec(),
+        });
+    }
+
+    let lists = le32(&bytes[SELECTION..]);
+    let expected = SELECTION + 4 + lists.saturating_mul(LIST);
+    if lists > 64 || bytes.len() != expected {
+        return Err(TpmError::Invalid {
+            field: "serialized pcr values",
+            reason: "length does not match the list count",
+        });
+    }
+    let mut digests = Vec::new();
+    for l in 0..lists {
+        let list = &bytes[SELECTION + 4 + l * LIST..SELECTION + 4 + (l + 1) * LIST];
+        let count = le32(list);
+        if count > 8 {
+            return Err(TpmError::TooLarge {
+                field: "pcr digest count",
+                value: count,
+                max: 8,
+            });
+        }
+        for d in 0..count {
+            let entry = &list[4 + d * DIGEST..4 + (d + 1) * DIGEST];
+            let size = usize::from(u16::from_le_bytes([entry[0], entry[1]]));
+            if size > 64 {
+                return Err(TpmError::TooLarge {
+                    field: "pcr digest size",
+                    value: size,
+                    max: 64,
+                });
+            }
+            digests.extend_from_slice(&entry[2..2 + size]);
+        }
+    }
+    let values = selection.split_values(&digests)?;
+    Ok((selection, values))
+}
+
 /// PCR values as a host reports them, by (bank hash, index). Unsigned until
 /// a quote's pcrDigest is shown to cover them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -215,6 +293,39 @@ mod tests {
             sel.split_values(&[bytes.clone(), vec![0]].concat()),
             Err(TpmError::TrailingBytes(1))
         );
+    }
+
+    /// The layout tpm2-tools 5.4 writes for sha256:0,1,2,16 (checked against
+    /// a file `tpm2_quote -o` produced with swtpm).
+    fn tools_file(values: &[[u8; 32]]) -> Vec<u8> {
+        let mut out = 1u32.to_le_bytes().to_vec();
+        out.extend_from_slice(&[0x0B, 0x00, 3, 0x07, 0x00, 0x01, 0x00, 0x00]);
+        out.extend(std::iter::repeat_n(0, 15 * 8));
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&(values.len() as u32).to_le_bytes());
+        for i in 0..8 {
+            match values.get(i) {
+                Some(v) => {
+                    out.extend_from_slice(&32u16.to_le_bytes());
+                    out.extend_from_slice(v);
+                    out.extend_from_slice(&[0; 32]);
+                }
+                None => out.extend_from_slice(&[0; 66]),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn parses_tpm2_tools_serialized_pcr_files() {
+        let file = tools_file(&[[0; 32], [1; 32], [2; 32], [16; 32]]);
+        assert_eq!(file.len(), 668);
+        let (sel, values) = parse_tpm2_tools_serialized(&file).unwrap();
+        assert_eq!(sel.banks[0].indices(), vec![0, 1, 2, 16]);
+        assert_eq!(values.0[&(alg::SHA256, 16)], vec![16u8; 32]);
+        assert!(parse_tpm2_tools_serialized(&file[..667]).is_err());
+        // A selection of four PCRs with only three values.
+        assert!(parse_tpm2_tools_serialized(&tools_file(&[[0; 32], [1; 32], [2; 32]])).is_err());
     }
 
     #[test]

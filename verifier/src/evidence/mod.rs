@@ -3,3 +3,4 @@
 
 pub mod roots;
 pub mod spdm;
+pub mod tpm;
