@@ -14,13 +14,16 @@ command -v cargo >/dev/null || {
 }
 
 # 1. System packages. pip fetches the NVIDIA sample; pkg-config and a C
-#    compiler build the bundled SQLite.
+#    compiler build the bundled SQLite; swtpm and tpm2-tools are the real
+#    TPM 2.0 the TPM tests run against; libtss2-dev is the TSS the TPM
+#    backend links to.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   log "installing system packages"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    ca-certificates pkg-config gcc libc6-dev openssl python3 python3-pip >/dev/null
+    ca-certificates pkg-config gcc libc6-dev openssl python3 python3-pip \
+    swtpm swtpm-tools tpm2-tools libtss2-dev >/dev/null
 fi
 python3 -m pip --version >/dev/null || { echo "python3 -m pip is missing" >&2; exit 1; }
 

@@ -11,10 +11,14 @@ use chipward_certs::keys::Ed25519Key;
 use chipward_certs::pem;
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::result::Status;
+use chipward_proto::tpm::alg;
+use chipward_proto::tpm::pcr::{PcrSelection, parse_tpm2_tools_serialized};
 use chipward_verifier::appraisal::{AppraisalSettings, Appraiser};
 use chipward_verifier::challenge::{Challenges, NonceKey};
 use chipward_verifier::config::VerifierConfig;
 use chipward_verifier::evidence::roots::Roots;
+use chipward_verifier::evidence::tpm::check_quote_files;
+use chipward_verifier::evidence::tpm::key::QuoteKey;
 use chipward_verifier::policy::reference::ReferenceValues;
 use chipward_verifier::revocation::RevocationCache;
 use chipward_verifier::service::{self, VerifierService};
@@ -66,6 +70,32 @@ enum Command {
         #[arg(long)]
         reference_values: Option<PathBuf>,
     },
+    /// Checks a TPM 2.0 quote made by `tpm2_quote`, as `tpm2_checkquote`
+    /// does; exits 0 if it holds and 1 otherwise.
+    CheckQuote {
+        /// The TPMS_ATTEST (`tpm2_quote -m`).
+        #[arg(long, short = 'm')]
+        message: PathBuf,
+        /// The TPMT_SIGNATURE (`tpm2_quote -s`).
+        #[arg(long, short = 's')]
+        signature: PathBuf,
+        /// The attestation key: PEM SubjectPublicKeyInfo or TPM2B_PUBLIC.
+        #[arg(long, short = 'u')]
+        public: PathBuf,
+        /// PCR values (`tpm2_quote -o`): the serialized form, or the values
+        /// form together with --pcr-list.
+        #[arg(long, short = 'f')]
+        pcrs: Option<PathBuf>,
+        /// PCRs the values file holds, for the values form, e.g. sha256:0,1,2.
+        #[arg(long, short = 'l')]
+        pcr_list: Option<String>,
+        /// The qualifying data (nonce) the quote must carry, in hex.
+        #[arg(long, short = 'q')]
+        qualification: Option<String>,
+        /// Accept SHA-1 signatures and banks.
+        #[arg(long)]
+        allow_sha1: bool,
+    },
 }
 
 #[tokio::main]
@@ -84,6 +114,23 @@ async fn main() -> anyhow::Result<()> {
             at,
             reference_values,
         } => appraise_report(report, chain, root, nonce, at, reference_values),
+        Command::CheckQuote {
+            message,
+            signature,
+            public,
+            pcrs,
+            pcr_list,
+            qualification,
+            allow_sha1,
+        } => check_quote(&QuoteFiles {
+            message,
+            signature,
+            public,
+            pcrs,
+            pcr_list,
+            qualification,
+            allow_sha1,
+        }),
     }
 }
 
@@ -179,4 +226,115 @@ fn appraise_report(
         std::process::exit(1);
     }
     Ok(())
+}
+
+struct QuoteFiles {
+    message: PathBuf,
+    signature: PathBuf,
+    public: PathBuf,
+    pcrs: Option<PathBuf>,
+    pcr_list: Option<String>,
+    qualification: Option<String>,
+    allow_sha1: bool,
+}
+
+fn check_quote(files: &QuoteFiles) -> anyhow::Result<()> {
+    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let message = read(&files.message)?;
+    let signature = read(&files.signature)?;
+    let key = QuoteKey::from_file_bytes(&read(&files.public)?)?;
+    let nonce = files
+        .qualification
+        .as_deref()
+        .map(hex::decode)
+        .transpose()
+        .context("--qualification must be hex")?;
+    let reported = match &files.pcrs {
+        None => None,
+        Some(path) => {
+            let bytes = read(path)?;
+            Some(match &files.pcr_list {
+                Some(list) => {
+                    let selection = parse_pcr_list(list)?;
+                    let values = selection.split_values(&bytes)?;
+                    (selection, values)
+                }
+                None => parse_tpm2_tools_serialized(&bytes)?,
+            })
+        }
+    };
+
+    let outcome = check_quote_files(
+        &message,
+        &signature,
+        &key,
+        nonce.as_deref(),
+        reported.as_ref().map(|(s, v)| (s, v)),
+        files.allow_sha1,
+    );
+    match outcome {
+        Ok(quote) => {
+            let pcrs: serde_json::Map<String, serde_json::Value> = quote
+                .pcrs
+                .0
+                .iter()
+                .map(|((bank, index), v)| {
+                    (
+                        format!("{}:{index}", alg::name(*bank)),
+                        hex::encode(v).into(),
+                    )
+                })
+                .collect();
+            let out = serde_json::json!({
+                "verdict": "pass",
+                "nonce": hex::encode(&quote.attest.extra_data),
+                "clock": quote.attest.clock_info.clock,
+                "reset_count": quote.attest.clock_info.reset_count,
+                "restart_count": quote.attest.clock_info.restart_count,
+                "signed_pcrs": pcrs,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Err(e) => {
+            let reason = std::error::Error::source(&e)
+                .map(|s| format!("{e}: {s}"))
+                .unwrap_or_else(|| e.to_string());
+            println!(
+                "{}",
+                serde_json::json!({ "verdict": "fail", "reason": reason })
+            );
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `sha256:0,1,2` or several banks joined by `+`, as tpm2-tools writes them.
+fn parse_pcr_list(list: &str) -> anyhow::Result<PcrSelection> {
+    let mut banks = Vec::new();
+    for bank in list.split('+') {
+        let (hash, indices) = bank
+            .split_once(':')
+            .context("pcr list must look like sha256:0,1,2")?;
+        let hash = match hash {
+            "sha1" => alg::SHA1,
+            "sha256" => alg::SHA256,
+            "sha384" => alg::SHA384,
+            "sha512" => alg::SHA512,
+            other => anyhow::bail!("unknown pcr bank {other}"),
+        };
+        let indices = indices
+            .split(',')
+            .map(|i| {
+                i.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|i| *i < 64)
+                    .context("pcr index must be 0 to 63")
+            })
+            .collect::<anyhow::Result<Vec<u32>>>()?;
+        banks.push((hash, indices));
+    }
+    let refs: Vec<(u16, &[u32])> = banks.iter().map(|(h, i)| (*h, i.as_slice())).collect();
+    Ok(PcrSelection::new(&refs))
 }

@@ -124,6 +124,56 @@ pub fn check_quote(
     Ok(VerifiedQuote { attest, pcrs })
 }
 
+/// The checks `tpm2_checkquote` makes, for quote files: always 1 to 3, check
+/// 4 only when a nonce is given, and 5 and 6 only when PCR values are given
+/// (the selection they came with is the one asked for). Services use
+/// [`check_quote`], which makes every check.
+pub fn check_quote_files(
+    attest_bytes: &[u8],
+    signature: &[u8],
+    key: &QuoteKey,
+    nonce: Option<&[u8]>,
+    reported: Option<(&PcrSelection, &PcrValues)>,
+    allow_sha1: bool,
+) -> Result<VerifiedQuote, QuoteError> {
+    let attest = Attest::decode(attest_bytes).map_err(QuoteError::Attest)?;
+    let parsed = TpmSignature::decode(signature).map_err(QuoteError::SignatureFormat)?;
+    verify_signature(key, &parsed, attest_bytes, allow_sha1)?;
+    if attest.magic != TPM_GENERATED_VALUE {
+        return Err(QuoteError::Magic(attest.magic));
+    }
+    match (nonce, reported) {
+        (Some(nonce), Some((selection, values))) => {
+            let policy = QuotePolicy {
+                selection: selection.clone(),
+                allow_sha1,
+            };
+            check_quote(attest_bytes, signature, key, nonce, values, &policy)
+        }
+        (Some(nonce), None) => {
+            if attest.extra_data.len() != nonce.len() || !bool::from(attest.extra_data.ct_eq(nonce))
+            {
+                return Err(QuoteError::Nonce);
+            }
+            Ok(VerifiedQuote {
+                attest,
+                pcrs: PcrValues::default(),
+            })
+        }
+        (None, Some((selection, values))) => {
+            if !attest.pcr_select.same_pcrs(selection) {
+                return Err(QuoteError::Selection);
+            }
+            let pcrs = signed_pcrs(&attest, values, allow_sha1)?;
+            Ok(VerifiedQuote { attest, pcrs })
+        }
+        (None, None) => Ok(VerifiedQuote {
+            attest,
+            pcrs: PcrValues::default(),
+        }),
+    }
+}
+
 /// Checks the pcrDigest against the reported values and keeps only the
 /// signed ones. The digest uses the signature's hash algorithm per Part 3,
 /// TPM2_Quote; TPMs in practice use the AK's scheme hash, which is the same.
