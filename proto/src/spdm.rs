@@ -25,8 +25,11 @@ pub const P384_SIGNATURE_LEN: usize = 96;
 pub const REQUEST_LEN: usize = 37;
 /// The largest transcript accepted.
 pub const MAX_TRANSCRIPT_LEN: usize = 64 * 1024;
-/// `MeasurementSpecification` bit for the DMTF measurement layout.
+/// `MeasurementSpecification` value for the DMTF measurement layout, the
+/// only one accepted.
 pub const DMTF_SPEC: u8 = 0x01;
+/// GET_MEASUREMENTS operation asking for every measurement.
+pub const ALL_MEASUREMENTS: u8 = 0xFF;
 
 /// The GET_MEASUREMENTS request as sent by the verifier's side.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,9 +49,9 @@ pub struct MeasurementsRequest {
 pub struct MeasurementBlock {
     /// Measurement index, 1 to 0xFE.
     pub index: u8,
-    /// Which layout `value` follows; [`DMTF_SPEC`] for the DMTF one.
+    /// Which layout `value` follows; always [`DMTF_SPEC`] once parsed.
     pub spec: u8,
-    /// DMTF value type (bit 7 set: raw bit stream); 0 when not DMTF.
+    /// DMTF value type (bit 7 set: raw bit stream).
     pub value_type: u8,
     /// The measurement: usually a digest.
     pub value: Vec<u8>,
@@ -139,6 +142,28 @@ pub enum SpdmError {
     /// Two blocks with one index.
     #[error("measurement index {0} appears twice")]
     DuplicateIndex(u8),
+    /// The request asks for something other than all measurements.
+    #[error("request operation 0x{0:02x} does not ask for all measurements")]
+    Operation(u8),
+    /// The response names another certificate slot than the request.
+    #[error("response slot {response} differs from request slot {request}")]
+    SlotMismatch {
+        /// Slot the request named.
+        request: u8,
+        /// Slot the response names.
+        response: u8,
+    },
+    /// A block index outside 1 to 0xFE.
+    #[error("measurement index {0} is reserved")]
+    ReservedIndex(u8),
+    /// A block not in the DMTF measurement layout.
+    #[error("measurement block {index} uses specification 0x{spec:02x}, not dmtf")]
+    NotDmtf {
+        /// The block's index.
+        index: u8,
+        /// Its MeasurementSpecification byte.
+        spec: u8,
+    },
 }
 
 /// Reads fields front to back, failing on the first shortfall.
@@ -189,6 +214,12 @@ impl Transcript {
 
         let request = parse_request(&mut r)?;
         let response = parse_response_body(&mut r)?;
+        if response.param2 & 0x0F != request.slot_id & 0x0F {
+            return Err(SpdmError::SlotMismatch {
+                request: request.slot_id & 0x0F,
+                response: response.param2 & 0x0F,
+            });
+        }
         let signed_len = r.pos;
         let signature = r.array::<P384_SIGNATURE_LEN>("signature")?;
         if r.pos != bytes.len() {
@@ -226,6 +257,9 @@ fn parse_request(r: &mut Reader<'_>) -> Result<MeasurementsRequest, SpdmError> {
         return Err(SpdmError::Unsigned);
     }
     let operation = r.u8("request operation")?;
+    if operation != ALL_MEASUREMENTS {
+        return Err(SpdmError::Operation(operation));
+    }
     let nonce = r.array::<32>("request nonce")?;
     let slot_id = r.u8("request slot id")?;
     Ok(MeasurementsRequest {
@@ -284,32 +318,29 @@ fn parse_record(record: &[u8]) -> Result<Vec<MeasurementBlock>, SpdmError> {
     let mut blocks: Vec<MeasurementBlock> = Vec::new();
     while r.pos < record.len() {
         let index = r.u8("block index")?;
+        if index == 0 || index == 0xFF {
+            return Err(SpdmError::ReservedIndex(index));
+        }
         let spec = r.u8("block specification")?;
+        if spec != DMTF_SPEC {
+            return Err(SpdmError::NotDmtf { index, spec });
+        }
         let size = usize::from(r.u16("block size")?);
         let body = r.take(size, "block value")?;
-        let block = if spec & DMTF_SPEC != 0 {
-            let mut inner = Reader {
-                bytes: body,
-                pos: 0,
-            };
-            let value_type = inner.u8("dmtf value type")?;
-            let value_size = usize::from(inner.u16("dmtf value size")?);
-            if value_size + 3 != size {
-                return Err(SpdmError::BlockSize { index });
-            }
-            MeasurementBlock {
-                index,
-                spec,
-                value_type,
-                value: body[3..].to_vec(),
-            }
-        } else {
-            MeasurementBlock {
-                index,
-                spec,
-                value_type: 0,
-                value: body.to_vec(),
-            }
+        let mut inner = Reader {
+            bytes: body,
+            pos: 0,
+        };
+        let value_type = inner.u8("dmtf value type")?;
+        let value_size = usize::from(inner.u16("dmtf value size")?);
+        if value_size + 3 != size {
+            return Err(SpdmError::BlockSize { index });
+        }
+        let block = MeasurementBlock {
+            index,
+            spec,
+            value_type,
+            value: body[3..].to_vec(),
         };
         if blocks.iter().any(|b| b.index == index) {
             return Err(SpdmError::DuplicateIndex(index));
@@ -328,8 +359,7 @@ pub struct UnsignedTranscript {
 }
 
 impl UnsignedTranscript {
-    /// Encodes request and response; blocks with `spec` [`DMTF_SPEC`] get
-    /// the DMTF value header.
+    /// Encodes request and response; every block gets the DMTF value header.
     ///
     /// # Panics
     ///
@@ -380,17 +410,12 @@ impl UnsignedTranscript {
 }
 
 fn encode_block(out: &mut Vec<u8>, block: &MeasurementBlock) {
+    let inner = u16::try_from(block.value.len()).expect("measurement under 64 KiB");
     out.push(block.index);
     out.push(block.spec);
-    if block.spec & DMTF_SPEC != 0 {
-        let inner = u16::try_from(block.value.len()).expect("measurement under 64 KiB");
-        out.extend_from_slice(&(inner + 3).to_le_bytes());
-        out.push(block.value_type);
-        out.extend_from_slice(&inner.to_le_bytes());
-    } else {
-        let size = u16::try_from(block.value.len()).expect("measurement under 64 KiB");
-        out.extend_from_slice(&size.to_le_bytes());
-    }
+    out.extend_from_slice(&(inner + 3).to_le_bytes());
+    out.push(block.value_type);
+    out.extend_from_slice(&inner.to_le_bytes());
     out.extend_from_slice(&block.value);
 }
 

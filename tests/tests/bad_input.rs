@@ -353,3 +353,49 @@ async fn a_license_for_another_chip_fails_identity_binding() {
         vec![(claims::IDENTITY_BINDING, code::IDENTITY_MISMATCH)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_evidence_cannot_spend_a_challenge_the_chip_still_needs() {
+    let mut w = world().await;
+    let clone = SimChip::clone_of(&w.chip).unwrap();
+
+    // An observer who saw the challenge answers first, with the chip's
+    // certificates but a key of its own.
+    let challenge = w
+        .verifier
+        .challenge(ChallengeRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .challenge;
+    let forged = AppraiseRequest {
+        evidence: Some(clone.attest(&challenge, "acme-ai", "fra-1").unwrap()),
+        challenge: challenge.clone(),
+        license_token: w.token.clone(),
+        tenant: "acme-ai".into(),
+        site_id: "fra-1".into(),
+    };
+    let result = w.appraise(forged).await.unwrap();
+    assert_eq!(
+        failed(&result),
+        vec![(claims::EVIDENCE_SIGNATURE, code::EVIDENCE_SIGNATURE)]
+    );
+
+    // The genuine chip's answer to the same challenge still passes, once.
+    let genuine = AppraiseRequest {
+        evidence: Some(w.chip.attest(&challenge, "acme-ai", "fra-1").unwrap()),
+        challenge,
+        license_token: w.token.clone(),
+        tenant: "acme-ai".into(),
+        site_id: "fra-1".into(),
+    };
+    assert_eq!(
+        w.appraise(genuine.clone()).await.unwrap().verdict,
+        Status::Pass
+    );
+    let again = w.appraise(genuine).await.unwrap();
+    assert_eq!(
+        failed(&again),
+        vec![(claims::EVIDENCE_FRESHNESS, code::REPLAY)]
+    );
+}

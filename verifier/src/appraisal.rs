@@ -11,7 +11,8 @@
 //! 2. Evidence: structure, chain, signature ([`crate::evidence::spdm`]).
 //! 3. License: envelope, algorithm, issuer key, signature, audience.
 //! 4. Freshness: the challenge's MAC and expiry, the evidence nonce against
-//!    the one derived from challenge, tenant and site, then single use.
+//!    the one derived from challenge, tenant and site, then single use; a
+//!    challenge is used up only by evidence whose chain and signature hold.
 //! 5. Identity binding: token subject equals the chip the chain proves.
 //! 6. Measurements against the model's reference values.
 //! 7. License window and revocation.
@@ -319,6 +320,11 @@ impl Appraiser {
                 code::NONCE_MISMATCH,
                 "evidence nonce does not answer this challenge, tenant and site",
             );
+        }
+        // Only evidence the chip's own key signed uses the challenge up, so
+        // whoever merely sees a challenge cannot spend it first.
+        if !facts.authentic() {
+            return depends(name, "evidence chain and signature");
         }
         match self.challenges.consume(challenge, now_ms) {
             Ok(()) => claims::pass(

@@ -48,8 +48,10 @@ enum Command {
         #[arg(long)]
         json_logs: bool,
     },
-    /// Appraises an SPDM GET_MEASUREMENTS transcript read from files; prints
-    /// the result as JSON and exits 0 only if no claim failed.
+    /// Appraises an SPDM GET_MEASUREMENTS transcript read from files and
+    /// prints the result as JSON. Exits 0 when every claim passed, 1 when one
+    /// failed, 3 when none failed but some stayed unknown (for example no
+    /// reference values for the chip's model, or no --nonce).
     AppraiseReport {
         /// The transcript, as hex text (like NVIDIA's samples) or raw bytes.
         #[arg(long)]
@@ -141,7 +143,10 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     if json {
         builder.json().init()
     } else {
@@ -217,15 +222,11 @@ fn appraise_report(
     );
     let appraisal = appraiser.appraise_report(&transcript, &chain, nonce.as_ref(), now)?;
     println!("{}", serde_json::to_string_pretty(&appraisal.result)?);
-    if appraisal
-        .result
-        .claims
-        .iter()
-        .any(|c| c.status == Status::Fail)
-    {
-        std::process::exit(1);
+    match appraisal.result.verdict {
+        Status::Pass => Ok(()),
+        Status::Fail => std::process::exit(1),
+        Status::Unknown => std::process::exit(3),
     }
-    Ok(())
 }
 
 struct QuoteFiles {

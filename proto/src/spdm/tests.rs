@@ -124,6 +124,38 @@ fn rejects_inconsistent_and_duplicate_blocks() {
 }
 
 #[test]
+fn rejects_partial_operations_other_slots_reserved_indices_and_other_layouts() {
+    let good = signed(vec![digest_block(1, 0xaa)]);
+    let with = |at: usize, value: u8| {
+        let mut b = good.clone();
+        b[at] = value;
+        Transcript::parse(&b)
+    };
+    assert_eq!(with(3, 0x00), Err(SpdmError::Operation(0)));
+    assert_eq!(with(3, 0x01), Err(SpdmError::Operation(1)));
+    assert_eq!(
+        with(40, 0x01),
+        Err(SpdmError::SlotMismatch {
+            request: 0,
+            response: 1
+        })
+    );
+    assert_eq!(with(45, 0x00), Err(SpdmError::ReservedIndex(0)));
+    assert_eq!(with(45, 0xFF), Err(SpdmError::ReservedIndex(0xFF)));
+    assert_eq!(
+        with(46, 0x81),
+        Err(SpdmError::NotDmtf {
+            index: 1,
+            spec: 0x81
+        })
+    );
+    assert_eq!(
+        with(46, 0x00),
+        Err(SpdmError::NotDmtf { index: 1, spec: 0 })
+    );
+}
+
+#[test]
 fn rejects_oversized_input_before_parsing() {
     let bytes = vec![0u8; MAX_TRANSCRIPT_LEN + 1];
     assert_eq!(

@@ -15,6 +15,13 @@
 //! the GSP BROM certificate; the leaf is the firmware alias key, which
 //! changes with firmware). Its model is the common name of the CA that
 //! issued the identity certificate.
+//!
+//! Limitation: the firmware description in the alias certificate (the TCG
+//! DICE TcbInfo extension) is not compared with reference values; firmware
+//! is judged only by the measurements the alias key signs. On DICE hardware
+//! the alias key is derived from the firmware measured, so firmware cannot
+//! keep an approved alias key across a change, but a chip that stores its
+//! alias key is trusted to report its own measurements.
 
 use std::sync::Arc;
 
