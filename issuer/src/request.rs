@@ -21,8 +21,24 @@ pub const MAX_LIST_LIMIT: usize = 1000;
 /// Most entitlements one license may carry.
 pub const MAX_ENTITLEMENTS: usize = 32;
 
-const TENANT_CHARS: (usize, usize) = (1, 128);
-const SITE_ID_CHARS: (usize, usize) = (1, 64);
+/// Tenants are lowercase identifiers: the verifier and every log compare
+/// them byte for byte, so look-alikes (case, invisible or bidirectional
+/// characters, spaces) must not exist in the first place.
+const TENANT: Identifier = Identifier {
+    field: "tenant",
+    max_bytes: 64,
+    uppercase: false,
+    rule: "1 to 64 bytes of lowercase ascii letters, digits, '.', '_' or '-', \
+           starting with a letter or digit",
+};
+/// Site ids keep the upper-case letters they always allowed.
+const SITE_ID: Identifier = Identifier {
+    field: "site.id",
+    max_bytes: 64,
+    uppercase: true,
+    rule: "1 to 64 bytes of ascii letters, digits, '.', '_' or '-', \
+           starting with a letter or digit",
+};
 const ENTITLEMENT_CHARS: (usize, usize) = (1, 64);
 const ECCN_CHARS: (usize, usize) = (0, 32);
 const REASON_CHARS: (usize, usize) = (0, 256);
@@ -56,8 +72,29 @@ pub enum InputError {
         min: usize,
         /// Most allowed.
         max: usize,
-        /// Given.
+        /// Given, counted in full.
         got: usize,
+    },
+    /// An identifier is empty or too long, counted in bytes of UTF-8 (as
+    /// the verifier counts them).
+    #[error("{field} must be 1 to {max} bytes long, got {got}")]
+    ByteLength {
+        /// The field.
+        field: &'static str,
+        /// Most allowed.
+        max: usize,
+        /// Given, counted in full.
+        got: usize,
+    },
+    /// An identifier holds a byte its rule does not allow.
+    #[error("{field} must be {rule}; byte {at} is not allowed")]
+    NotIdentifier {
+        /// The field.
+        field: &'static str,
+        /// The rule, in words.
+        rule: &'static str,
+        /// Offset of the first byte that breaks the rule.
+        at: usize,
     },
     /// Text holds a character the field does not allow.
     #[error("{field} contains a character that is not allowed")]
@@ -135,7 +172,7 @@ pub fn issue_terms(
     settings: &IssuerSettings,
 ) -> Result<IssueTerms, InputError> {
     let chip_id = chip_id(&req.chip_id, "chip_id")?;
-    let tenant = text(&req.tenant, "tenant", TENANT_CHARS)?;
+    let tenant = identifier(&req.tenant, &TENANT)?;
     let site = site(req.site.as_ref())?;
     let lifetime = lifetime(req.lifetime_seconds, settings)?;
 
@@ -235,7 +272,7 @@ pub fn list_filter(req: &ListLicensesRequest) -> Result<(LicenseFilter, usize), 
     };
     let tenant = match req.tenant.as_str() {
         "" => None,
-        t => Some(text(t, "tenant", TENANT_CHARS)?),
+        t => Some(identifier(t, &TENANT)?),
     };
     let limit = match usize::try_from(req.limit) {
         Ok(0) | Err(_) => MAX_LIST_LIMIT,
@@ -251,13 +288,7 @@ pub fn reason(text_in: &str) -> Result<String, InputError> {
 
 fn site(site: Option<&Site>) -> Result<SiteClaim, InputError> {
     let site = site.ok_or(InputError::Missing { field: "site" })?;
-    let id = text(&site.id, "site.id", SITE_ID_CHARS)?;
-    if !id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err(InputError::Characters { field: "site.id" });
-    }
+    let id = identifier(&site.id, &SITE_ID)?;
     // NaN fails every range test, so `contains` also refuses it.
     if !(-90.0..=90.0).contains(&site.latitude) {
         return Err(InputError::OutOfRange {
@@ -285,16 +316,62 @@ fn site(site: Option<&Site>) -> Result<SiteClaim, InputError> {
     })
 }
 
-/// Checks a text field's length in characters and refuses control
+/// What an identifier field may hold.
+struct Identifier {
+    field: &'static str,
+    max_bytes: usize,
+    /// Whether `A`-`Z` are allowed besides `a`-`z`.
+    uppercase: bool,
+    /// The rule in words, for the error message.
+    rule: &'static str,
+}
+
+/// Checks an identifier: 1 to `max_bytes` bytes, each an ASCII letter
+/// (lowercase only unless the rule allows both), digit, `.`, `_` or `-`,
+/// the first a letter or digit. Being ASCII, bytes and characters agree.
+fn identifier(value: &str, id: &Identifier) -> Result<String, InputError> {
+    // The request is already bounded by the message size, so the full
+    // length is cheap and the error reports what was really sent.
+    let got = value.len();
+    if got == 0 || got > id.max_bytes {
+        return Err(InputError::ByteLength {
+            field: id.field,
+            max: id.max_bytes,
+            got,
+        });
+    }
+
+    let allowed = |(at, b): (usize, &u8)| match b {
+        b'a'..=b'z' | b'0'..=b'9' => true,
+        b'A'..=b'Z' => id.uppercase,
+        b'.' | b'_' | b'-' => at > 0,
+        _ => false,
+    };
+    if let Some(at) = value
+        .as_bytes()
+        .iter()
+        .enumerate()
+        .position(|c| !allowed(c))
+    {
+        return Err(InputError::NotIdentifier {
+            field: id.field,
+            rule: id.rule,
+            at,
+        });
+    }
+    Ok(value.to_owned())
+}
+
+/// Checks a free-text field's length in characters and refuses control
 /// characters, which have no place in names and would garble logs.
 fn text(
     value: &str,
     field: &'static str,
     (min, max): (usize, usize),
 ) -> Result<String, InputError> {
-    // Counting stops one past the limit, so a huge string costs no more
-    // than a slightly-too-long one.
-    let got = value.chars().take(max + 1).count();
+    // Counted in full so the error says what was sent; the message size
+    // limit already bounds the work.
+    let got = value.chars().count();
     if got < min || got > max {
         return Err(InputError::Length {
             field,
@@ -353,7 +430,7 @@ mod tests {
         let mut req = request();
         req.not_before = NOW - 30 * 86_400;
         req.lifetime_seconds = 30 * 86_400;
-        req.tenant = "t".repeat(128);
+        req.tenant = "t".repeat(64);
         req.eccn = String::new();
         req.entitlements = vec!["e".repeat(64); 32];
         let site = req.site.as_mut().unwrap();
@@ -390,27 +467,89 @@ mod tests {
     }
 
     #[test]
-    fn refuses_tenants_of_bad_length_or_characters() {
-        assert!(matches!(
-            refused(|r| r.tenant.clear()),
-            InputError::Length {
-                field: "tenant",
-                got: 0,
-                ..
-            }
-        ));
-        assert!(matches!(
-            refused(|r| r.tenant = "t".repeat(129)),
-            InputError::Length {
-                field: "tenant",
-                got: 129,
-                ..
-            }
-        ));
+    fn accepts_lowercase_identifier_tenants() {
+        for tenant in ["acme-ai", "a", "0day.labs_2", &"t".repeat(64)] {
+            let mut req = request();
+            req.tenant = tenant.to_owned();
+            let terms = issue_terms(&req, NOW, &IssuerSettings::default()).unwrap();
+            assert_eq!(terms.tenant, tenant);
+        }
+    }
+
+    #[test]
+    fn refuses_look_alike_tenants() {
+        let not_identifier = |at| InputError::NotIdentifier {
+            field: "tenant",
+            rule: TENANT.rule,
+            at,
+        };
+        // Right-to-left override: renders as "acme-ai".
         assert_eq!(
-            refused(|r| r.tenant = "ac\nme".into()),
-            InputError::Characters { field: "tenant" }
+            refused(|r| r.tenant = "acme\u{202e}ia-".into()),
+            not_identifier(4)
         );
+        // A zero-width space after an otherwise valid name.
+        assert_eq!(
+            refused(|r| r.tenant = "acme-ai\u{200b}".into()),
+            not_identifier(7)
+        );
+        assert_eq!(refused(|r| r.tenant = "   ".into()), not_identifier(0));
+        assert_eq!(refused(|r| r.tenant = "ACME-AI".into()), not_identifier(0));
+        assert_eq!(refused(|r| r.tenant = "acme-Ai".into()), not_identifier(5));
+        assert_eq!(refused(|r| r.tenant = "-acme".into()), not_identifier(0));
+        assert_eq!(refused(|r| r.tenant = ".acme".into()), not_identifier(0));
+        assert_eq!(refused(|r| r.tenant = "ac\nme".into()), not_identifier(2));
+    }
+
+    #[test]
+    fn refuses_tenants_by_their_length_in_bytes() {
+        let too_long = |got| InputError::ByteLength {
+            field: "tenant",
+            max: 64,
+            got,
+        };
+        assert_eq!(refused(|r| r.tenant.clear()), too_long(0));
+        assert_eq!(refused(|r| r.tenant = "t".repeat(65)), too_long(65));
+        // 64 characters but 128 bytes: the verifier counts bytes, so do we.
+        assert_eq!(refused(|r| r.tenant = "é".repeat(64)), too_long(128));
+        let err = refused(|r| r.tenant = "é".repeat(128));
+        assert_eq!(err, too_long(256));
+        assert_eq!(
+            err.to_string(),
+            "tenant must be 1 to 64 bytes long, got 256"
+        );
+        // The whole length is reported, not where counting gave up.
+        assert_eq!(
+            refused(|r| r.tenant = "t".repeat(1_000_000)),
+            too_long(1_000_000)
+        );
+    }
+
+    #[test]
+    fn names_the_tenant_rule_in_the_message() {
+        let err = refused(|r| r.tenant = "Acme".into());
+        assert_eq!(
+            err.to_string(),
+            "tenant must be 1 to 64 bytes of lowercase ascii letters, digits, '.', '_' or '-', \
+             starting with a letter or digit; byte 0 is not allowed"
+        );
+    }
+
+    #[test]
+    fn list_filters_apply_the_tenant_rule() {
+        let req = |tenant: &str| ListLicensesRequest {
+            chip_id: String::new(),
+            tenant: tenant.into(),
+            limit: 0,
+        };
+        assert!(list_filter(&req("acme-ai")).is_ok());
+        assert!(matches!(
+            list_filter(&req("ACME-AI")),
+            Err(InputError::NotIdentifier {
+                field: "tenant",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -426,17 +565,30 @@ mod tests {
                 r.site = Some(s);
             })
         };
+        let not_identifier = |at| InputError::NotIdentifier {
+            field: "site.id",
+            rule: SITE_ID.rule,
+            at,
+        };
+        assert_eq!(site(|s| s.id = "fra 1".into()), not_identifier(3));
+        assert_eq!(site(|s| s.id = "-fra".into()), not_identifier(0));
+        assert_eq!(site(|s| s.id = "frá".into()), not_identifier(2));
         assert_eq!(
-            site(|s| s.id = "fra 1".into()),
-            InputError::Characters { field: "site.id" }
-        );
-        assert!(matches!(
             site(|s| s.id = "x".repeat(65)),
-            InputError::Length {
+            InputError::ByteLength {
                 field: "site.id",
-                ..
+                max: 64,
+                got: 65
             }
-        ));
+        );
+        assert_eq!(
+            site(|s| s.id.clear()),
+            InputError::ByteLength {
+                field: "site.id",
+                max: 64,
+                got: 0
+            }
+        );
         for bad in [90.5, -90.01, f64::NAN, f64::INFINITY] {
             let err = refused(|r| r.site.as_mut().unwrap().latitude = bad);
             assert!(
