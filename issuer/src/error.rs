@@ -78,11 +78,17 @@ impl ServiceError {
             }
             Self::LicenseNotFound { .. } => (Code::NotFound, "license_not_found", BadRequest),
             Self::Renewal(e) => match e {
+                RenewalError::Malformed(_) => {
+                    (Code::InvalidArgument, "result_malformed", BadRequest)
+                }
                 RenewalError::Unauthenticated(_) => {
                     (Code::Unauthenticated, "result_unauthenticated", Security)
                 }
                 RenewalError::NotActive { .. } => {
                     (Code::FailedPrecondition, "license_not_active", BadRequest)
+                }
+                RenewalError::NoClaims | RenewalError::ClaimNotPassed { .. } => {
+                    (Code::PermissionDenied, "renewal_claim", Security)
                 }
                 RenewalError::Verdict { .. } => {
                     (Code::PermissionDenied, "renewal_verdict", Security)
@@ -260,6 +266,20 @@ mod tests {
             CoseError::BadSignature,
         )));
         assert_eq!(status(sig).0, Code::Unauthenticated);
+        let claim = ServiceError::Renewal(RenewalError::ClaimNotPassed {
+            claim: "firmware".into(),
+            status: Verdict::Unknown,
+        });
+        assert_eq!(
+            status(claim),
+            (
+                Code::PermissionDenied,
+                "attestation claim \"firmware\" is unknown, not pass".into(),
+                "renewal_claim".into()
+            )
+        );
+        let none = ServiceError::Renewal(RenewalError::NoClaims);
+        assert_eq!(status(none).2, "renewal_claim");
         let verdict = ServiceError::Renewal(RenewalError::Verdict {
             verdict: Verdict::Fail,
         });
@@ -273,6 +293,21 @@ mod tests {
         );
         let tenant = ServiceError::Renewal(RenewalError::TenantMismatch);
         assert_eq!(status(tenant).2, "renewal_tenant_mismatch");
+    }
+
+    #[test]
+    fn malformed_results_are_invalid_argument() {
+        let err = ServiceError::Renewal(RenewalError::Malformed(ResultError::Envelope(
+            CoseError::Malformed,
+        )));
+        assert_eq!(
+            status(err),
+            (
+                Code::InvalidArgument,
+                "attestation result is malformed".into(),
+                "result_malformed".into()
+            )
+        );
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! them count. The license record comes from the ledger and is trusted.
 //! [`check`] is pure: it takes `now` and touches no clock, ledger or key
 //! other than the verifier keys it is given. It does not judge evidence;
-//! that is the verifier's job, summed up in the result's verdict, which also
-//! covers the presented token's own validity window.
+//! that is the verifier's job, summed up claim by claim and in the result's
+//! verdict (which also covers the presented token's own validity window).
+//! Both must say pass: the verdict alone is one field a faulty verifier
+//! could get wrong.
 
-use chipward_proto::cose::TrustedKeys;
+use chipward_proto::cose::{CoseError, TrustedKeys};
 use chipward_proto::result::{self, ResultError, Status, VerifiedResult};
 use chipward_proto::{ChipId, TokenId};
 use thiserror::Error;
@@ -43,11 +45,19 @@ impl RenewalApproval {
     }
 }
 
+/// Longest claim name repeated in an error; the rest is cut off.
+const MAX_CLAIM_NAME_CHARS: usize = 64;
+
 /// Why a renewal was refused; each names the check that failed.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RenewalError {
-    /// The result is malformed or not signed by a trusted verifier key.
+    /// The result bytes are not a well-formed signed attestation result:
+    /// too large, not a tagged COSE_Sign1, or a payload that is not a
+    /// result.
+    #[error("attestation result is malformed")]
+    Malformed(#[source] ResultError),
+    /// The result is well-formed but not signed by a trusted verifier key.
     #[error("attestation result is not signed by a trusted verifier")]
     Unauthenticated(#[source] ResultError),
     /// The license is revoked or already renewed.
@@ -55,6 +65,17 @@ pub enum RenewalError {
     NotActive {
         /// Its state.
         state: LicenseState,
+    },
+    /// The result lists no claims, so nothing was shown to pass.
+    #[error("attestation result lists no claims")]
+    NoClaims,
+    /// A claim did not pass; the first such one is named.
+    #[error("attestation claim {claim:?} is {}, not pass", verdict_name(*status))]
+    ClaimNotPassed {
+        /// The claim's name, cut to 64 characters.
+        claim: String,
+        /// Its outcome.
+        status: Status,
     },
     /// The verifier did not pass the evidence.
     #[error("attestation verdict is {}, not pass", verdict_name(*verdict))]
@@ -102,9 +123,8 @@ pub fn check(
     now: i64,
     policy: &RenewalPolicy,
 ) -> Result<RenewalApproval, RenewalError> {
-    // 1. The result is signed by a trusted verifier key.
-    let verified: VerifiedResult =
-        result::verify(result_bytes, verifier_keys).map_err(RenewalError::Unauthenticated)?;
+    // 1. The result is well-formed and signed by a trusted verifier key.
+    let verified: VerifiedResult = result::verify(result_bytes, verifier_keys).map_err(refusal)?;
     let r = verified.result();
 
     // 2. The license is still active.
@@ -114,7 +134,17 @@ pub fn check(
         });
     }
 
-    // 3. The verifier passed every claim.
+    // 3. The verifier passed every claim, there was at least one, and its
+    //    verdict says so too.
+    if r.claims.is_empty() {
+        return Err(RenewalError::NoClaims);
+    }
+    if let Some(c) = r.claims.iter().find(|c| c.status != Status::Pass) {
+        return Err(RenewalError::ClaimNotPassed {
+            claim: c.claim.chars().take(MAX_CLAIM_NAME_CHARS).collect(),
+            status: c.status,
+        });
+    }
     if r.verdict != Status::Pass {
         return Err(RenewalError::Verdict { verdict: r.verdict });
     }
@@ -154,6 +184,21 @@ pub fn check(
         token_id: license.token_id,
         result_key_id: verified.key_id().to_owned(),
     })
+}
+
+/// Tells malformed bytes (the caller's mistake) from a well-formed result
+/// that no trusted key vouches for.
+fn refusal(err: ResultError) -> RenewalError {
+    match err {
+        ResultError::Envelope(
+            CoseError::TooLarge { .. } | CoseError::Malformed | CoseError::NoPayload,
+        )
+        | ResultError::Payload => RenewalError::Malformed(err),
+        // Wrong algorithm, critical headers, an unknown key id or a bad
+        // signature: well-formed, but not from a verifier we trust. Any
+        // variant added later is refused this way too.
+        _ => RenewalError::Unauthenticated(err),
+    }
 }
 
 fn verdict_name(verdict: Status) -> &'static str {
@@ -276,9 +321,40 @@ mod tests {
             err,
             RenewalError::Unauthenticated(ResultError::Envelope(CoseError::BadSignature))
         );
+    }
 
-        let err = check(b"garbage", &f.keys, &f.license, NOW, &POLICY).unwrap_err();
-        assert!(matches!(err, RenewalError::Unauthenticated(_)));
+    #[test]
+    fn calls_bytes_that_are_not_a_signed_result_malformed() {
+        let f = fixture();
+        let malformed = |bytes: &[u8]| {
+            let err = check(bytes, &f.keys, &f.license, NOW, &POLICY).unwrap_err();
+            assert!(matches!(err, RenewalError::Malformed(_)), "{err:?}");
+            err
+        };
+        assert_eq!(
+            malformed(b""),
+            RenewalError::Malformed(ResultError::Envelope(CoseError::Malformed))
+        );
+        malformed(b"garbage");
+        malformed(&[0xd2, 0x84, 0x40]);
+
+        // An untagged COSE_Sign1 is not what the verifier sends.
+        let signed = passing().sign(&f.key.key_id(), |m| f.key.sign(m));
+        malformed(&chipward_proto::cose::untag(&signed).unwrap());
+
+        let huge = vec![0u8; result::MAX_RESULT_LEN + 1];
+        assert!(matches!(
+            malformed(&huge),
+            RenewalError::Malformed(ResultError::Envelope(CoseError::TooLarge { .. }))
+        ));
+
+        // Signed by a trusted key, but the payload is not a result.
+        let not_a_result =
+            chipward_proto::cose::seal(b"hello".to_vec(), &f.key.key_id(), |m| f.key.sign(m));
+        assert_eq!(
+            malformed(&not_a_result),
+            RenewalError::Malformed(ResultError::Payload)
+        );
     }
 
     #[test]
@@ -318,6 +394,74 @@ mod tests {
                 verdict: Status::Unknown
             }
         );
+    }
+
+    #[test]
+    fn refuses_a_passing_verdict_over_a_claim_that_did_not_pass() {
+        let f = fixture();
+        let err = run(&f, |r| {
+            r.claims.push(ClaimResult {
+                claim: "firmware".into(),
+                status: Status::Fail,
+                code: "measurement_mismatch".into(),
+                reason: String::new(),
+            });
+            r.claims.push(ClaimResult {
+                claim: "site".into(),
+                status: Status::Unknown,
+                code: "unknown".into(),
+                reason: String::new(),
+            });
+            r.verdict = Status::Pass;
+        })
+        .unwrap_err();
+        assert_eq!(
+            err,
+            RenewalError::ClaimNotPassed {
+                claim: "firmware".into(),
+                status: Status::Fail
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "attestation claim \"firmware\" is fail, not pass"
+        );
+
+        let err = run(&f, |r| r.claims[0].status = Status::Unknown).unwrap_err();
+        assert_eq!(
+            err,
+            RenewalError::ClaimNotPassed {
+                claim: "tenant".into(),
+                status: Status::Unknown
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_a_passing_verdict_without_claims() {
+        let f = fixture();
+        let err = run(&f, |r| {
+            r.claims.clear();
+            r.verdict = Status::Pass;
+        })
+        .unwrap_err();
+        assert_eq!(err, RenewalError::NoClaims);
+    }
+
+    #[test]
+    fn cuts_long_claim_names_in_errors() {
+        let f = fixture();
+        let err = run(&f, |r| {
+            r.claims[0].claim = "\u{202e}x".repeat(100);
+            r.claims[0].status = Status::Fail;
+        })
+        .unwrap_err();
+        let RenewalError::ClaimNotPassed { claim, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(claim.chars().count(), 64);
+        // Debug quoting escapes the control characters in the message.
+        assert!(err.to_string().contains("\\u{202e}x"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use chipward_proto::grpc::{IssueLicenseRequest, ListLicensesRequest, Site};
 use chipward_proto::ids::IdError;
 use chipward_proto::license::SiteClaim;
+use chipward_proto::result::MAX_RESULT_LEN;
 use chipward_proto::{ChipId, TokenId};
 use thiserror::Error;
 
@@ -109,6 +110,16 @@ pub enum InputError {
         field: &'static str,
         /// The allowed range, in words.
         allowed: &'static str,
+    },
+    /// A byte field is larger than allowed.
+    #[error("{field} is {got} bytes, at most {max} allowed")]
+    TooLarge {
+        /// The field.
+        field: &'static str,
+        /// Most allowed, bytes.
+        max: usize,
+        /// Given, bytes.
+        got: usize,
     },
     /// A list has too many entries.
     #[error("{field} has {got} entries, at most {max} allowed")]
@@ -246,6 +257,22 @@ pub fn token_id(text: &str, field: &'static str) -> Result<TokenId, InputError> 
     }
     text.parse()
         .map_err(|source| InputError::BadId { field, source })
+}
+
+/// Checks that an attestation result is present and no larger than any
+/// verifier writes, before it is parsed.
+pub fn attestation_result(bytes: &[u8]) -> Result<(), InputError> {
+    match bytes.len() {
+        0 => Err(InputError::Missing {
+            field: "attestation_result",
+        }),
+        n if n > MAX_RESULT_LEN => Err(InputError::TooLarge {
+            field: "attestation_result",
+            max: MAX_RESULT_LEN,
+            got: n,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Checks the length of an enrolment chain before any certificate is read.
@@ -728,6 +755,22 @@ mod tests {
                 max: 8,
                 got: 9
             })
+        );
+    }
+
+    #[test]
+    fn attestation_results_must_be_present_and_bounded() {
+        assert_eq!(
+            attestation_result(&[]),
+            Err(InputError::Missing {
+                field: "attestation_result"
+            })
+        );
+        assert!(attestation_result(&vec![0; MAX_RESULT_LEN]).is_ok());
+        let err = attestation_result(&vec![0; MAX_RESULT_LEN + 1]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "attestation_result is 65537 bytes, at most 65536 allowed"
         );
     }
 

@@ -227,6 +227,7 @@ impl IssuerService {
         let token_id = request::token_id(&req.token_id, "token_id")?;
         Span::current().record("token", field::display(token_id));
         let lifetime = request::lifetime(req.lifetime_seconds, &self.settings)?;
+        request::attestation_result(&req.attestation_result)?;
 
         // 2. The license must exist.
         let old = self.ledger(move |l| l.license(&token_id)).await?;

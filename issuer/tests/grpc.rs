@@ -550,13 +550,9 @@ async fn refuses_renewals_that_fail_a_check() {
         (err.code(), stable_code(&err)),
         (Code::Unauthenticated, "result_unauthenticated")
     );
-    let err = h
-        .renew(&lic.token_id, b"not cose".to_vec(), 0)
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated);
 
-    // A failing verdict.
+    // A failing claim, and the verdict that follows from it: the claim is
+    // named.
     let mut failing = h.passing_result(&lic);
     failing.claims[4].status = Verdict::Fail;
     failing.verdict = AttestationResult::verdict_of(&failing.claims);
@@ -564,8 +560,30 @@ async fn refuses_renewals_that_fail_a_check() {
         .renew(&lic.token_id, h.sign_result(&failing), 0)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
-    assert_eq!(err.message(), "attestation verdict is fail, not pass");
+    assert_eq!(
+        (err.code(), err.message(), stable_code(&err)),
+        (
+            Code::PermissionDenied,
+            "attestation claim \"site\" is fail, not pass",
+            "renewal_claim"
+        )
+    );
+
+    // Every claim passed but the verdict is not pass.
+    let mut odd = h.passing_result(&lic);
+    odd.verdict = Verdict::Unknown;
+    let err = h
+        .renew(&lic.token_id, h.sign_result(&odd), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.message(), stable_code(&err)),
+        (
+            Code::PermissionDenied,
+            "attestation verdict is unknown, not pass",
+            "renewal_verdict"
+        )
+    );
 
     // Another tenant.
     let mut other_tenant = h.passing_result(&lic);
@@ -625,6 +643,113 @@ async fn refuses_renewals_that_fail_a_check() {
         (err.code(), err.message()),
         (Code::FailedPrecondition, "license is revoked")
     );
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn refuses_a_pass_verdict_that_its_claims_do_not_support() {
+    let mut h = start().await;
+    let chip = h.enrolled_chip(1).await;
+    let lic = h.issue(issue_request(&chip, "acme")).await.unwrap();
+
+    // A verifier that wrote "pass" over a claim it could not decide.
+    let mut result = h.passing_result(&lic);
+    result.claims[1].status = Verdict::Unknown;
+    result.verdict = Verdict::Pass;
+    let err = h
+        .renew(&lic.token_id, h.sign_result(&result), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.message(), stable_code(&err)),
+        (
+            Code::PermissionDenied,
+            "attestation claim \"firmware\" is unknown, not pass",
+            "renewal_claim"
+        )
+    );
+
+    // Or over no claims at all.
+    let mut result = h.passing_result(&lic);
+    result.claims.clear();
+    result.verdict = Verdict::Pass;
+    let err = h
+        .renew(&lic.token_id, h.sign_result(&result), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::PermissionDenied, "attestation result lists no claims")
+    );
+
+    assert_eq!(h.get(&lic.token_id).await.unwrap(), lic);
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn malformed_results_are_invalid_argument_and_forged_ones_unauthenticated() {
+    let mut h = start().await;
+    let chip = h.enrolled_chip(1).await;
+    let lic = h.issue(issue_request(&chip, "acme")).await.unwrap();
+    let good = h.sign_result(&h.passing_result(&lic));
+
+    let untagged = chipward_proto::cose::untag(&good).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        ("empty", vec![], "attestation_result is required"),
+        (
+            "garbage",
+            b"not cose".to_vec(),
+            "attestation result is malformed",
+        ),
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            "attestation result is malformed",
+        ),
+        ("untagged", untagged, "attestation result is malformed"),
+        (
+            "oversized",
+            vec![0xd2; 100 * 1024],
+            "attestation_result is 102400 bytes, at most 65536 allowed",
+        ),
+    ];
+    for (what, bytes, message) in cases {
+        let err = h.renew(&lic.token_id, bytes, 0).await.unwrap_err();
+        assert_eq!(
+            (err.code(), err.message()),
+            (Code::InvalidArgument, message),
+            "{what}"
+        );
+    }
+
+    // Well-formed but signed by a stranger, or under our key id by another
+    // key, or with one signature byte flipped.
+    let stranger = Ed25519Key::generate().unwrap();
+    let result = h.passing_result(&lic);
+    let unknown_key = result.sign(&stranger.key_id(), |m| stranger.sign(m));
+    let wrong_key = result.sign(&h.pki.verifier_result_key.key_id(), |m| stranger.sign(m));
+    let mut flipped = good.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    for (what, bytes) in [
+        ("unknown key", unknown_key),
+        ("wrong key", wrong_key),
+        ("flipped", flipped),
+    ] {
+        let err = h.renew(&lic.token_id, bytes, 0).await.unwrap_err();
+        assert_eq!(
+            (err.code(), err.message(), stable_code(&err)),
+            (
+                Code::Unauthenticated,
+                "attestation result is not signed by a trusted verifier",
+                "result_unauthenticated"
+            ),
+            "{what}"
+        );
+    }
+
+    // Nothing was written; the good result still renews.
+    assert_eq!(h.get(&lic.token_id).await.unwrap(), lic);
+    h.renew(&lic.token_id, good, 0).await.unwrap();
     h.shut_down().await;
 }
 
