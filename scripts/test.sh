@@ -36,9 +36,9 @@ export CHIPWARD_NV_SAMPLES
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 log "cargo test"
-cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+cargo test --workspace --all-features --locked 2>&1 | tee target/test-output.txt
 grep -E '^test result:' target/test-output.txt | awk '
   { passed += $4; failed += $6; ignored += $8 }
   END { printf "\n%d passed, %d failed, %d skipped\n", passed, failed, ignored; exit failed > 0 }'

@@ -12,6 +12,7 @@ pub mod chain;
 pub mod keys;
 pub mod pem;
 pub mod pki;
+pub mod tpm_credential;
 
 pub use chain::{
     ChainError, ChainPolicy, Link, SignatureError, TrustAnchor, ValidatedCert, ValidatedChain,

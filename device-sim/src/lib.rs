@@ -5,3 +5,5 @@
 pub mod chip;
 pub mod demo;
 pub mod fleet;
+#[cfg(feature = "tpm")]
+pub mod tpm;

@@ -9,9 +9,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub(crate) struct Swtpm {
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) port: u16,
+/// A running swtpm; stopped and removed when dropped.
+pub struct Swtpm {
+    /// Holds the TPM state, the local CA and any files tests write.
+    pub dir: tempfile::TempDir,
+    /// The TPM command port on 127.0.0.1; the control port is the next one.
+    pub port: u16,
     child: Child,
 }
 
@@ -41,7 +44,7 @@ fn free_port_pair() -> u16 {
 
 impl Swtpm {
     /// Provisions a TPM with RSA and ECC EK certificates and starts it.
-    pub(crate) fn start() -> Self {
+    pub fn start() -> Self {
         for tool in [
             "swtpm",
             "swtpm_setup",
@@ -85,13 +88,13 @@ impl Swtpm {
     }
 
     /// The TCTI string for tpm2-tools and tss-esapi.
-    pub(crate) fn tcti(&self) -> String {
+    pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
     }
 
     /// Runs a tpm2-tools command against this TPM; panics with its output on
     /// failure.
-    pub(crate) fn tools(&self, program: &str, args: &[&str]) -> Vec<u8> {
+    pub fn tools(&self, program: &str, args: &[&str]) -> Vec<u8> {
         let out = Command::new(program)
             .args(args)
             .current_dir(self.dir.path())

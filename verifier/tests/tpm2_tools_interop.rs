@@ -7,12 +7,10 @@
     reason = "test set-up helpers fail the test loudly"
 )]
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::swtpm::Swtpm;
+use chipward_tests::swtpm::Swtpm;
 
 /// The RSA EK that swtpm_setup persists.
 const RSA_EK: &str = "0x81010001";

@@ -233,6 +233,69 @@ pub fn parse_tpm2_tools_serialized(bytes: &[u8]) -> Result<(PcrSelection, PcrVal
     Ok((selection, values))
 }
 
+/// Writes the `serialized` PCR file [`parse_tpm2_tools_serialized`] reads,
+/// as `tpm2_checkquote -f` expects it. Banks hold at most 32 PCRs here.
+pub fn encode_tpm2_tools_serialized(
+    selection: &PcrSelection,
+    values: &PcrValues,
+) -> Result<Vec<u8>, TpmError> {
+    if selection.banks.len() > 16 {
+        return Err(TpmError::TooLarge {
+            field: "pcr selection count",
+            value: selection.banks.len(),
+            max: 16,
+        });
+    }
+    let mut out = (selection.banks.len() as u32).to_le_bytes().to_vec();
+    for i in 0..16 {
+        let mut entry = [0u8; 8];
+        if let Some(bank) = selection.banks.get(i) {
+            if bank.bitmap.len() > 4 {
+                return Err(TpmError::TooLarge {
+                    field: "pcr bank size",
+                    value: bank.bitmap.len(),
+                    max: 4,
+                });
+            }
+            entry[..2].copy_from_slice(&bank.hash.to_le_bytes());
+            entry[2] = bank.bitmap.len() as u8;
+            entry[3..3 + bank.bitmap.len()].copy_from_slice(&bank.bitmap);
+        }
+        out.extend_from_slice(&entry);
+    }
+    let digests: Vec<&Vec<u8>> = selection
+        .slots()
+        .iter()
+        .map(|slot| {
+            values.0.get(slot).ok_or(TpmError::Invalid {
+                field: "pcr values",
+                reason: "a selected pcr has no value",
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let lists: Vec<&[&Vec<u8>]> = digests.chunks(8).collect();
+    out.extend_from_slice(&(lists.len() as u32).to_le_bytes());
+    for list in lists {
+        out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        for d in 0..8 {
+            let mut entry = [0u8; 66];
+            if let Some(value) = list.get(d) {
+                if value.len() > 64 {
+                    return Err(TpmError::TooLarge {
+                        field: "pcr digest size",
+                        value: value.len(),
+                        max: 64,
+                    });
+                }
+                entry[..2].copy_from_slice(&(value.len() as u16).to_le_bytes());
+                entry[2..2 + value.len()].copy_from_slice(value);
+            }
+            out.extend_from_slice(&entry);
+        }
+    }
+    Ok(out)
+}
+
 /// PCR values as a host reports them, by (bank hash, index). Unsigned until
 /// a quote's pcrDigest is shown to cover them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -324,6 +387,7 @@ mod tests {
         assert_eq!(sel.banks[0].indices(), vec![0, 1, 2, 16]);
         assert_eq!(values.0[&(alg::SHA256, 16)], vec![16u8; 32]);
         assert!(parse_tpm2_tools_serialized(&file[..667]).is_err());
+        assert_eq!(encode_tpm2_tools_serialized(&sel, &values).unwrap(), file);
         // A selection of four PCRs with only three values.
         assert!(parse_tpm2_tools_serialized(&tools_file(&[[0; 32], [1; 32], [2; 32]])).is_err());
     }
