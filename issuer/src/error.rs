@@ -12,6 +12,7 @@ use thiserror::Error;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
+use crate::enrolment::ProfileError;
 use crate::ledger::{LedgerError, LicenseState};
 use crate::renewal::RenewalError;
 use crate::request::InputError;
@@ -29,6 +30,10 @@ pub enum ServiceError {
     /// The enrolment chain does not validate to the vendor root.
     #[error("certificate chain refused")]
     ChainInvalid(#[source] ChainError),
+    /// The enrolment chain validates but does not start with a device
+    /// identity.
+    #[error(transparent)]
+    NotDeviceIdentity(#[from] ProfileError),
     /// A license was asked for a chip that was never enrolled.
     #[error("chip not enrolled")]
     ChipNotEnrolled {
@@ -73,6 +78,7 @@ impl ServiceError {
         match self {
             Self::Input(_) => (Code::InvalidArgument, "invalid_argument", BadRequest),
             Self::ChainInvalid(_) => (Code::InvalidArgument, "chain_invalid", Security),
+            Self::NotDeviceIdentity(_) => (Code::InvalidArgument, "not_device_identity", Security),
             Self::ChipNotEnrolled { .. } => {
                 (Code::FailedPrecondition, "chip_not_enrolled", BadRequest)
             }
@@ -154,6 +160,7 @@ impl ServiceError {
             Self::Ledger(LedgerError::Unavailable(_)) => "ledger unavailable".into(),
             Self::Ledger(_) | Self::Random | Self::TaskFailed => "internal error".into(),
             Self::Input(_)
+            | Self::NotDeviceIdentity(_)
             | Self::ChipNotEnrolled { .. }
             | Self::LicenseNotFound { .. }
             | Self::Renewal(_) => self.to_string(),

@@ -18,6 +18,7 @@ use tonic::transport::Server;
 
 pub mod clock;
 pub mod config;
+pub mod enrolment;
 pub mod error;
 pub mod ledger;
 pub mod renewal;

@@ -2,7 +2,8 @@
 //! renewal and revocation of licenses.
 //!
 //! Every request is attacker-controlled. Fields are checked in
-//! [`crate::request`], certificate chains by `chipward_certs::chain`,
+//! [`crate::request`], certificate chains by `chipward_certs::chain` and
+//! then against the device-identity profile in [`crate::enrolment`],
 //! attestation results in [`crate::renewal`]; only then does the service
 //! sign anything or write to the ledger. Ledger calls and chain validation
 //! run on the blocking pool. The service reads the time only from the
@@ -14,8 +15,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chipward_certs::chain::{ChainPolicy, TrustAnchor, validate_chain};
-use chipward_certs::keys::{Ed25519Key, spki_sha256};
+use chipward_certs::keys::Ed25519Key;
 use chipward_certs::pki::DevPki;
+use chipward_proto::TokenId;
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_server::Issuer;
 use chipward_proto::grpc::{
@@ -26,13 +28,13 @@ use chipward_proto::grpc::{
 use chipward_proto::license::LicenseClaims;
 use chipward_proto::request_id::request_id;
 use chipward_proto::revocation::RevocationList;
-use chipward_proto::{ChipId, TokenId};
 use ring::rand::{SecureRandom, SystemRandom};
 use tonic::{Request, Response, Status};
 use tracing::{Span, debug, error, field, info, instrument, warn};
 
 use crate::clock::Clock;
 use crate::config::{ConfigError, IssuerSettings, PkiMaterial};
+use crate::enrolment;
 use crate::error::{ServiceError, Severity};
 use crate::ledger::{ChipRecord, Ledger, LedgerError, LicenseRecord, LicenseState};
 use crate::renewal::{self, RenewalApproval, RenewalPolicy};
@@ -150,23 +152,18 @@ impl IssuerService {
         .map_err(|_| ServiceError::TaskFailed)?
         .map_err(ServiceError::ChainInvalid)?;
 
-        // 3. Identity from the leaf key, model from the issuing CA.
-        // Limitation: any certificate that chains to the vendor root is taken
-        // as a device identity; there is no certificate profile yet that
-        // tells an identity certificate from an alias or a CA certificate.
-        let leaf = validated.leaf();
-        let chip_id = ChipId(spki_sha256(leaf.spki_der()));
+        // 3. Its first certificate must be a device identity; the chip id is
+        //    its key's digest, the model its issuer's name.
+        let identity = enrolment::device_identity(&validated)?;
+        let chip_id = identity.chip_id();
         Span::current().record("chip", field::display(chip_id.short()));
-        let model = match validated.certs().get(1) {
-            Some(ca) => ca.common_name().unwrap_or(ca.subject()).to_owned(),
-            None => anchor_common_name(&self.anchor),
-        };
+        let model = identity.model().to_owned();
 
         // 4. Record it; the same certificate again is not an error.
         let record = ChipRecord {
             chip_id,
             model: model.clone(),
-            identity_cert: leaf.der().to_vec(),
+            identity_cert: identity.cert_der().to_vec(),
             enrolled_at: now,
         };
         let newly = self.ledger(move |l| l.enrol_chip(&record)).await?;
@@ -512,22 +509,6 @@ fn reject(err: ServiceError) -> Status {
     Status::from(err)
 }
 
-/// The anchor's common name, or its whole subject if it has none.
-///
-/// Limitation: `TrustAnchor` exposes only its subject as display text, so
-/// the common name is read back from that text; a comma inside another
-/// attribute's value could end the name early. The anchor is operator
-/// configuration, and this only names the model of a chip whose identity
-/// certificate the root signed directly.
-fn anchor_common_name(anchor: &TrustAnchor) -> String {
-    let subject = anchor.subject();
-    subject
-        .split(',')
-        .map(str::trim)
-        .find_map(|part| part.strip_prefix("CN="))
-        .map_or_else(|| subject.clone(), str::to_owned)
-}
-
 fn to_wire(r: LicenseRecord) -> License {
     License {
         token_id: r.token_id.to_hex(),
@@ -547,20 +528,5 @@ fn to_wire(r: LicenseRecord) -> License {
         renewed_from: r.renewed_from.map(|t| t.to_hex()).unwrap_or_default(),
         entitlements: r.entitlements,
         eccn: r.eccn,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use chipward_certs::pki::ROOT_COMMON_NAME;
-
-    use super::*;
-
-    #[test]
-    fn reads_the_common_name_of_the_anchor() {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = DevPki::create(&dir.path().join("pki"), "CW-100").unwrap();
-        let anchor = TrustAnchor::from_der(pki.root_cert_der()).unwrap();
-        assert_eq!(anchor_common_name(&anchor), ROOT_COMMON_NAME);
     }
 }

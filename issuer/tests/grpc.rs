@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chipward_certs::keys::{Ed25519Key, P384Key, spki_sha256};
-use chipward_certs::pki::{DevPki, ROOT_COMMON_NAME};
+use chipward_certs::pki::{CertifiedKey, DevPki};
 use chipward_issuer::ledger::{
     ChipRecord, Ledger, LedgerError, LicenseFilter, LicenseRecord, SqliteLedger,
 };
@@ -297,16 +297,65 @@ async fn enrols_a_chip_once_and_refuses_another_certificate_for_it() {
 }
 
 #[tokio::test]
-async fn names_the_model_after_the_root_when_it_signed_the_identity_directly() {
+async fn enrols_only_device_identity_certificates() {
     let mut h = start().await;
+    let refused = |err: Status, why: &str| {
+        assert_eq!(
+            (err.code(), stable_code(&err)),
+            (Code::InvalidArgument, "not_device_identity"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.message(),
+            format!("first certificate is not a device-identity certificate: {why}")
+        );
+    };
+    let by_anchor = "it is issued directly by the trust anchor, not by a provisioner ca";
+
+    // The provisioner CA enrolling itself, with and without the root.
+    let ca = h.pki.chip_ca.cert_der.clone();
+    refused(h.enrol(vec![ca.clone()]).await.unwrap_err(), by_anchor);
+    let with_root = vec![ca.clone(), h.pki.root_cert_der().to_vec()];
+    refused(h.enrol(with_root).await.unwrap_err(), by_anchor);
+
+    // An identity-shaped certificate that the root signed directly.
     let key = P384Key::generate().unwrap();
-    let cert = h
+    let direct = h
         .pki
         .root
         .issue_device_identity(&key.public_key_spki_der(), MODEL, 1)
         .unwrap();
-    let resp = h.enrol(vec![cert]).await.unwrap();
-    assert_eq!(resp.model, ROOT_COMMON_NAME);
+    refused(h.enrol(vec![direct]).await.unwrap_err(), by_anchor);
+
+    // A firmware alias certificate placed first, above its real identity.
+    let identity_key = P384Key::generate().unwrap();
+    let identity = CertifiedKey {
+        cert_der: h
+            .pki
+            .chip_ca
+            .issue_device_identity(&identity_key.public_key_spki_der(), MODEL, 2)
+            .unwrap(),
+        key: identity_key,
+    };
+    let alias_key = P384Key::generate().unwrap();
+    let alias = identity
+        .issue_alias(&alias_key.public_key_spki_der(), MODEL, "1.0.0")
+        .unwrap();
+    let chain = vec![alias, identity.cert_der.clone(), ca.clone()];
+    refused(
+        h.enrol(chain).await.unwrap_err(),
+        "it is not a ca certificate",
+    );
+
+    // Nothing was enrolled by any refusal; the identity itself enrols.
+    let resp = h.enrol(vec![identity.cert_der, ca]).await.unwrap();
+    assert!(resp.newly_enrolled);
+    assert_eq!(
+        resp.chip_id,
+        hex::encode(spki_sha256(&identity.key.public_key_spki_der()))
+    );
+    assert_eq!(resp.model, CA_NAME);
+    h.shut_down().await;
 }
 
 #[tokio::test]
