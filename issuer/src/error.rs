@@ -127,6 +127,11 @@ impl ServiceError {
                 LedgerError::NotActive { .. } => {
                     (Code::FailedPrecondition, "license_not_active", BadRequest)
                 }
+                // Renewal keeps lineages below the bound, so reaching it is
+                // a state the operator must look at: logged as a fault.
+                LedgerError::LineageTooLarge { .. } => {
+                    (Code::FailedPrecondition, "lineage_too_large", Fault)
+                }
                 LedgerError::Unavailable(_) => (Code::Unavailable, "ledger_unavailable", Fault),
                 LedgerError::DuplicateToken { .. }
                 | LedgerError::SchemaVersion { .. }
@@ -157,6 +162,9 @@ impl ServiceError {
             Self::Ledger(LedgerError::UnknownChip { .. }) => "chip not enrolled".into(),
             Self::Ledger(LedgerError::NotFound { .. }) => "license not found".into(),
             Self::Ledger(LedgerError::NotActive { state, .. }) => not_active(*state),
+            Self::Ledger(LedgerError::LineageTooLarge { max, .. }) => {
+                format!("license lineage holds more than {max} licenses")
+            }
             Self::Ledger(LedgerError::Unavailable(_)) => "ledger unavailable".into(),
             Self::Ledger(_) | Self::Random | Self::TaskFailed => "internal error".into(),
             Self::Input(_)
@@ -259,6 +267,18 @@ mod tests {
                 Code::FailedPrecondition,
                 "license is superseded".into(),
                 "license_not_active".into()
+            )
+        );
+        let long = ServiceError::Ledger(LedgerError::LineageTooLarge {
+            token_id: TokenId([1; 16]),
+            max: 10_000,
+        });
+        assert_eq!(
+            status(long),
+            (
+                Code::FailedPrecondition,
+                "license lineage holds more than 10000 licenses".into(),
+                "lineage_too_large".into()
             )
         );
         let unknown = ServiceError::Ledger(LedgerError::UnknownChip {

@@ -273,15 +273,25 @@ impl IssuerService {
     }
 
     async fn revoke(&self, req: RevokeLicenseRequest) -> Result<u64, ServiceError> {
+        // 1. Check the request fields.
         let token_id = request::token_id(&req.token_id, "token_id")?;
         Span::current().record("token", field::display(token_id));
         let reason = request::reason(&req.reason)?;
+
+        // 2. Revoke the license and its whole renewal lineage in one ledger
+        //    step: a renewal leaves older tokens within their validity.
         let now = self.clock.now();
-        let seq = self
+        let done = self
             .ledger(move |l| l.revoke(&token_id, &reason, now))
             .await?;
-        info!(token_id = %token_id, seq, "license revoked");
-        Ok(seq)
+        info!(
+            token_id = %token_id,
+            seq = done.seq,
+            lineage = done.lineage,
+            newly_revoked = done.newly_revoked,
+            "license revoked"
+        );
+        Ok(done.seq)
     }
 
     async fn revocation_list(&self) -> Result<(u64, Arc<Vec<u8>>), ServiceError> {

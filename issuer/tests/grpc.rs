@@ -11,7 +11,7 @@ use std::time::Duration;
 use chipward_certs::keys::{Ed25519Key, P384Key, spki_sha256};
 use chipward_certs::pki::{CertifiedKey, DevPki};
 use chipward_issuer::ledger::{
-    ChipRecord, Ledger, LedgerError, LicenseFilter, LicenseRecord, SqliteLedger,
+    ChipRecord, Ledger, LedgerError, LicenseFilter, LicenseRecord, Revocation, SqliteLedger,
 };
 use chipward_issuer::{Clock, IssuerService, IssuerSettings, ManualClock, SystemClock, serve};
 use chipward_proto::cose::TrustedKeys;
@@ -528,6 +528,170 @@ async fn revokes_and_publishes_a_signed_revocation_list() {
     h.shut_down().await;
 }
 
+impl Harness {
+    /// Issues a license to `chip` and renews it `renewals` times, a minute
+    /// apart; returns every license, oldest first.
+    async fn renewed_chain(&mut self, chip: &Chip, renewals: usize) -> Vec<License> {
+        let mut chain = vec![self.issue(issue_request(chip, "acme")).await.unwrap()];
+        for _ in 0..renewals {
+            self.clock.advance(60);
+            let last = chain.last().unwrap();
+            let result = self.sign_result(&self.passing_result(last));
+            let next = self.renew(&last.token_id, result, 0).await.unwrap();
+            chain.push(next);
+        }
+        chain
+    }
+
+    async fn signed_list(&mut self) -> (u64, Vec<u8>) {
+        let resp = bounded(self.client.get_revocation_list(GetRevocationListRequest {}))
+            .await
+            .unwrap();
+        (resp.seq, resp.signed_list)
+    }
+
+    async fn status_of(&mut self, license: &License) -> LicenseStatus {
+        let got = self.get(&license.token_id).await.unwrap();
+        LicenseStatus::try_from(got.status).unwrap()
+    }
+}
+
+/// The list's entries as (token id, chip id, revoked at, reason).
+fn entries(list: &revocation::RevocationList) -> Vec<(String, String, i64, String)> {
+    list.entries
+        .iter()
+        .map(|e| {
+            (
+                e.token_id.clone(),
+                e.chip_id.clone(),
+                e.revoked_at,
+                e.reason.clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn revoking_a_renewed_license_revokes_its_whole_lineage_at_once() {
+    let mut h = start().await;
+    let chip = h.enrolled_chip(1).await;
+    let other = h.enrolled_chip(2).await;
+    let bystander = h.issue(issue_request(&other, "acme")).await.unwrap();
+    let chain = h.renewed_chain(&chip, 2).await;
+    let [l1, l2, l3] = &chain[..] else {
+        panic!("three licenses")
+    };
+    assert_eq!(h.status_of(l1).await, LicenseStatus::Superseded);
+
+    // Revoking the middle one puts all three on one new list version.
+    h.clock.advance(10);
+    let at = h.now();
+    assert_eq!(h.revoke(&l2.token_id, "stolen").await.unwrap(), 1);
+    for l in [l1, l2, l3] {
+        assert_eq!(h.status_of(l).await, LicenseStatus::Revoked);
+    }
+    assert_eq!(h.status_of(&bystander).await, LicenseStatus::Active);
+
+    let (seq, signed) = h.signed_list().await;
+    let list = revocation::verify(&signed, &h.token_keys()).unwrap();
+    assert_eq!((seq, list.seq), (1, 1));
+    let lineage = format!("stolen (lineage of {})", l2.token_id);
+    assert_eq!(
+        entries(&list),
+        [
+            (
+                l1.token_id.clone(),
+                chip.id_hex.clone(),
+                at,
+                lineage.clone()
+            ),
+            (
+                l2.token_id.clone(),
+                chip.id_hex.clone(),
+                at,
+                "stolen".into()
+            ),
+            (l3.token_id.clone(), chip.id_hex.clone(), at, lineage),
+        ]
+    );
+
+    // Again, through any member: the same number, nothing added.
+    h.clock.advance(10);
+    for l in [l3, l1, l2] {
+        assert_eq!(h.revoke(&l.token_id, "again").await.unwrap(), 1);
+    }
+    let (seq, signed) = h.signed_list().await;
+    let again = revocation::verify(&signed, &h.token_keys()).unwrap();
+    assert_eq!((seq, entries(&again)), (1, entries(&list)));
+
+    // The next revocation is the next version.
+    assert_eq!(h.revoke(&bystander.token_id, "").await.unwrap(), 2);
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn revoking_a_superseded_license_revokes_its_renewals() {
+    let mut h = start().await;
+    let chip = h.enrolled_chip(1).await;
+    let chain = h.renewed_chain(&chip, 2).await;
+    let at = h.now();
+
+    assert_eq!(h.revoke(&chain[0].token_id, "").await.unwrap(), 1);
+    let (_, signed) = h.signed_list().await;
+    let list = revocation::verify(&signed, &h.token_keys()).unwrap();
+    let lineage = format!("lineage of {}", chain[0].token_id);
+    assert_eq!(
+        entries(&list),
+        [
+            (
+                chain[0].token_id.clone(),
+                chip.id_hex.clone(),
+                at,
+                String::new()
+            ),
+            (
+                chain[1].token_id.clone(),
+                chip.id_hex.clone(),
+                at,
+                lineage.clone()
+            ),
+            (chain[2].token_id.clone(), chip.id_hex.clone(), at, lineage),
+        ]
+    );
+
+    // The newest was active: it can no longer be renewed.
+    let result = h.sign_result(&h.passing_result(&chain[2]));
+    let err = h.renew(&chain[2].token_id, result, 0).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::FailedPrecondition, "license is revoked")
+    );
+    h.shut_down().await;
+}
+
+#[tokio::test]
+async fn refuses_to_renew_a_superseded_license_even_with_a_fresh_result() {
+    let mut h = start().await;
+    let chip = h.enrolled_chip(1).await;
+    let chain = h.renewed_chain(&chip, 1).await;
+
+    // A fresh, passing result about the superseded token itself.
+    h.clock.advance(5);
+    let result = h.sign_result(&h.passing_result(&chain[0]));
+    let err = h.renew(&chain[0].token_id, result, 0).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message(), stable_code(&err)),
+        (
+            Code::FailedPrecondition,
+            "license is superseded",
+            "license_not_active"
+        )
+    );
+    assert_eq!(h.list(&chip.id_hex, "", 0).await.len(), 2);
+    assert_eq!(h.status_of(&chain[1]).await, LicenseStatus::Active);
+    h.shut_down().await;
+}
+
 #[tokio::test]
 async fn renews_against_a_passing_result_and_supersedes_the_old_license() {
     let mut h = start().await;
@@ -971,7 +1135,7 @@ impl Ledger for Broken {
     fn renew(&self, _: &TokenId, _: &LicenseRecord) -> Result<(), LedgerError> {
         self.fail()
     }
-    fn revoke(&self, _: &TokenId, _: &str, _: i64) -> Result<u64, LedgerError> {
+    fn revoke(&self, _: &TokenId, _: &str, _: i64) -> Result<Revocation, LedgerError> {
         self.fail()
     }
     fn revocation_seq(&self) -> Result<u64, LedgerError> {

@@ -7,8 +7,14 @@
 //!
 //! Records arrive here already validated by the service; the ledger trusts
 //! them as values but still enforces its own state rules (one identity
-//! certificate per chip, only an active license can be renewed, revocation
-//! sequence numbers grow by one). It does not sign, verify or read the clock.
+//! certificate per chip, only an active license can be renewed, revoking a
+//! license revokes its whole renewal lineage, the revocation sequence grows
+//! by one per new list version). It does not sign, verify or read the clock.
+//!
+//! A license's **lineage** is every license connected to it through
+//! `renewed_from`, in either direction: the licenses it renewed, those that
+//! renewed it, and so on. Renewal leaves the older tokens valid until they
+//! expire, so revoking only one member would leave the others usable.
 
 mod sqlite;
 
@@ -49,21 +55,58 @@ pub trait Ledger: Send + Sync {
     ) -> Result<Vec<LicenseRecord>, LedgerError>;
 
     /// Marks `old` superseded and stores `new` in one step. Fails, writing
-    /// nothing, when `old` is unknown or not active.
+    /// nothing, when `old` is unknown or not active, or when its lineage
+    /// already has [`MAX_LINEAGE`] members (so every lineage stays small
+    /// enough to revoke).
     fn renew(&self, old: &TokenId, new: &LicenseRecord) -> Result<(), LedgerError>;
 
-    /// Marks a license revoked and appends it to the revocation list,
-    /// returning the sequence number of the first list that carries it.
-    /// Revoking an already revoked license returns its existing number and
-    /// changes nothing; a superseded license can be revoked too.
-    fn revoke(&self, token_id: &TokenId, reason: &str, at: i64) -> Result<u64, LedgerError>;
+    /// Revokes a license and its whole lineage in one step: every member not
+    /// yet revoked is marked revoked and appended to the revocation list
+    /// with `at` as its time, all under one new list sequence number. The
+    /// license asked for gets `reason`; the others get [`lineage_reason`].
+    ///
+    /// Returns the sequence number of the first list that carries every
+    /// member. Revoking again, through any member, adds nothing and returns
+    /// that number. Superseded licenses can be revoked too. Fails, writing
+    /// nothing, with [`LedgerError::NotFound`] for an unknown license and
+    /// [`LedgerError::LineageTooLarge`] past [`MAX_LINEAGE`] members.
+    fn revoke(&self, token_id: &TokenId, reason: &str, at: i64) -> Result<Revocation, LedgerError>;
 
-    /// The current sequence number: the number of revocations so far.
+    /// The current sequence number: how many list versions there have been
+    /// since the empty list (0). Each revocation call that revokes anything
+    /// makes one new version.
     fn revocation_seq(&self) -> Result<u64, LedgerError>;
 
-    /// The current sequence number and every revoked license, oldest first,
-    /// read together.
+    /// The current sequence number and every revoked license, in the order
+    /// they were revoked, read together.
     fn revocations(&self) -> Result<(u64, Vec<RevokedLicense>), LedgerError>;
+}
+
+/// Most licenses one lineage may hold. Renewal stops a lineage at this
+/// size, and revocation refuses to walk past it, so a pathological chain
+/// cannot hold a ledger transaction open for long.
+pub const MAX_LINEAGE: usize = 10_000;
+
+/// What [`Ledger::revoke`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// The first list sequence number that carries the whole lineage.
+    pub seq: u64,
+    /// How many licenses the lineage holds, the one asked for included.
+    pub lineage: usize,
+    /// How many of them this call revoked; 0 when all already were.
+    pub newly_revoked: usize,
+}
+
+/// The reason recorded for a lineage member that was revoked because
+/// `revoked` was: `"<reason> (lineage of <token id>)"`, or
+/// `"lineage of <token id>"` for an empty reason.
+pub fn lineage_reason(reason: &str, revoked: &TokenId) -> String {
+    if reason.is_empty() {
+        format!("lineage of {revoked}")
+    } else {
+        format!("{reason} (lineage of {revoked})")
+    }
 }
 
 /// An enrolled chip.
@@ -186,6 +229,14 @@ pub enum LedgerError {
         token_id: TokenId,
         /// Its state.
         state: LicenseState,
+    },
+    /// A lineage holds more licenses than [`MAX_LINEAGE`].
+    #[error("lineage of license {token_id} exceeds {max} licenses")]
+    LineageTooLarge {
+        /// The license whose lineage was walked.
+        token_id: TokenId,
+        /// Most allowed.
+        max: usize,
     },
     /// A license with this token id already exists.
     #[error("token id {token_id} is already taken")]

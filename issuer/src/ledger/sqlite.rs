@@ -3,9 +3,13 @@
 //!
 //! One connection behind a mutex serves every call; each call that changes
 //! more than one row runs in a single `BEGIN IMMEDIATE` transaction. All SQL
-//! of the issuer lives in this file. Values come from the service, already
-//! validated; they are bound as parameters, never spliced into SQL text.
+//! of the issuer lives in this file and in [`schema`]. Values come from the
+//! service, already validated; they are bound as parameters, never spliced
+//! into SQL text.
 
+mod schema;
+
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -17,52 +21,14 @@ use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior, params,
 };
 
-use super::{ChipRecord, LedgerError, LicenseFilter, LicenseRecord, LicenseState};
+use super::{
+    ChipRecord, LedgerError, LicenseFilter, LicenseRecord, LicenseState, MAX_LINEAGE, Revocation,
+    lineage_reason,
+};
 use crate::ledger::Ledger;
-
-/// The schema version this build writes and reads.
-const SCHEMA_VERSION: i64 = 1;
 
 /// How long a call waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS schema_version (
-    version INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS chips (
-    chip_id       BLOB PRIMARY KEY CHECK (length(chip_id) = 32),
-    model         TEXT NOT NULL,
-    identity_cert BLOB NOT NULL,
-    enrolled_at   INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS licenses (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    token_id       BLOB NOT NULL UNIQUE CHECK (length(token_id) = 16),
-    chip_id        BLOB NOT NULL REFERENCES chips (chip_id),
-    tenant         TEXT NOT NULL,
-    site_id        TEXT NOT NULL,
-    site_latitude  REAL NOT NULL,
-    site_longitude REAL NOT NULL,
-    site_radius_km REAL NOT NULL,
-    issued_at      INTEGER NOT NULL,
-    not_before     INTEGER NOT NULL,
-    expires_at     INTEGER NOT NULL,
-    state          TEXT NOT NULL CHECK (state IN ('active', 'revoked', 'superseded')),
-    token          BLOB NOT NULL,
-    renewed_from   BLOB REFERENCES licenses (token_id),
-    entitlements   TEXT NOT NULL,
-    eccn           TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS licenses_by_chip ON licenses (chip_id, issued_at);
-CREATE INDEX IF NOT EXISTS licenses_by_tenant ON licenses (tenant, issued_at);
-CREATE TABLE IF NOT EXISTS revocations (
-    seq        INTEGER PRIMARY KEY,
-    token_id   BLOB NOT NULL UNIQUE REFERENCES licenses (token_id),
-    revoked_at INTEGER NOT NULL,
-    reason     TEXT NOT NULL
-);
-";
 
 const LICENSE_COLUMNS: &str = "token_id, chip_id, tenant, site_id, site_latitude, \
     site_longitude, site_radius_km, issued_at, not_before, expires_at, state, token, \
@@ -98,26 +64,7 @@ impl SqliteLedger {
             .map_err(classify)?;
 
         let tx = immediate(&mut conn)?;
-        tx.execute_batch(SCHEMA).map_err(classify)?;
-        let found: Option<i64> = tx
-            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
-            .map_err(classify)?;
-        match found {
-            None => {
-                tx.execute(
-                    "INSERT INTO schema_version (version) VALUES (?1)",
-                    [SCHEMA_VERSION],
-                )
-                .map_err(classify)?;
-            }
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(LedgerError::SchemaVersion {
-                    found: v,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            Some(_) => {}
-        }
+        schema::prepare(&tx)?;
         tx.commit().map_err(classify)?;
 
         Ok(Self {
@@ -228,6 +175,13 @@ impl Ledger for SqliteLedger {
                 state,
             });
         }
+        // The new license joins this lineage; keep it revocable in one walk.
+        if lineage(&tx, old)?.len() >= MAX_LINEAGE {
+            return Err(LedgerError::LineageTooLarge {
+                token_id: *old,
+                max: MAX_LINEAGE,
+            });
+        }
         tx.execute(
             "UPDATE licenses SET state = 'superseded' WHERE token_id = ?1",
             [&old.0[..]],
@@ -237,19 +191,24 @@ impl Ledger for SqliteLedger {
         tx.commit().map_err(classify)
     }
 
-    fn revoke(&self, token_id: &TokenId, reason: &str, at: i64) -> Result<u64, LedgerError> {
+    fn revoke(&self, token_id: &TokenId, reason: &str, at: i64) -> Result<Revocation, LedgerError> {
         let mut conn = self.conn();
         let tx = immediate(&mut conn)?;
-        let state = select_state(&tx, token_id)?;
-        if state == LicenseState::Revoked {
-            let seq: i64 = tx
-                .query_row(
-                    "SELECT seq FROM revocations WHERE token_id = ?1",
-                    [&token_id.0[..]],
-                    |r| r.get(0),
-                )
-                .map_err(classify)?;
-            return to_seq(seq);
+        let members = lineage(&tx, token_id)?;
+        let pending: Vec<&Member> = members.iter().filter(|m| m.seq.is_none()).collect();
+
+        // Everything already revoked: the newest of their versions is the
+        // first list carrying them all.
+        if pending.is_empty() {
+            let seq = members.iter().filter_map(|m| m.seq).max();
+            let seq = seq.ok_or(LedgerError::Corrupt {
+                what: "revocation sequence",
+            })?;
+            return Ok(Revocation {
+                seq: to_seq(seq)?,
+                lineage: members.len(),
+                newly_revoked: 0,
+            });
         }
 
         let seq: i64 = tx
@@ -259,18 +218,21 @@ impl Ledger for SqliteLedger {
                 |r| r.get(0),
             )
             .map_err(classify)?;
-        tx.execute(
-            "UPDATE licenses SET state = 'revoked' WHERE token_id = ?1",
-            [&token_id.0[..]],
-        )
-        .map_err(classify)?;
-        tx.execute(
-            "INSERT INTO revocations (seq, token_id, revoked_at, reason) VALUES (?1, ?2, ?3, ?4)",
-            params![seq, &token_id.0[..], at, reason],
-        )
-        .map_err(classify)?;
+        let lineage_note = lineage_reason(reason, token_id);
+        for m in &pending {
+            let why = if m.token_id == *token_id {
+                reason
+            } else {
+                lineage_note.as_str()
+            };
+            revoke_one(&tx, &m.token_id, seq, at, why)?;
+        }
         tx.commit().map_err(classify)?;
-        to_seq(seq)
+        Ok(Revocation {
+            seq: to_seq(seq)?,
+            lineage: members.len(),
+            newly_revoked: pending.len(),
+        })
     }
 
     fn revocation_seq(&self) -> Result<u64, LedgerError> {
@@ -292,7 +254,7 @@ impl Ledger for SqliteLedger {
                 .prepare_cached(
                     "SELECT r.token_id, l.chip_id, r.revoked_at, r.reason \
                      FROM revocations r JOIN licenses l ON l.token_id = r.token_id \
-                     ORDER BY r.seq",
+                     ORDER BY r.id",
                 )
                 .map_err(classify)?;
             let rows = stmt
@@ -319,6 +281,110 @@ impl Ledger for SqliteLedger {
         tx.commit().map_err(classify)?;
         Ok((to_seq(seq)?, entries))
     }
+}
+
+/// One license of a lineage, as revocation needs it.
+struct Member {
+    /// `licenses.id`: creation order.
+    row: i64,
+    token_id: TokenId,
+    /// The list version that first carried its revocation, if revoked.
+    seq: Option<i64>,
+}
+
+/// Every license connected to `start` through `renewed_from`, in either
+/// direction, oldest first. Fails with [`LedgerError::NotFound`] when
+/// `start` is unknown and [`LedgerError::LineageTooLarge`] as soon as more
+/// than [`MAX_LINEAGE`] members are seen, so the walk is bounded.
+fn lineage(tx: &Transaction<'_>, start: &TokenId) -> Result<Vec<Member>, LedgerError> {
+    let mut read = tx
+        .prepare_cached(
+            "SELECT l.id, l.renewed_from, r.seq FROM licenses l \
+             LEFT JOIN revocations r ON r.token_id = l.token_id WHERE l.token_id = ?1",
+        )
+        .map_err(classify)?;
+    let mut children = tx
+        .prepare_cached("SELECT token_id FROM licenses WHERE renewed_from = ?1")
+        .map_err(classify)?;
+
+    let mut walk = Walk {
+        start: *start,
+        seen: HashSet::from([*start]),
+        queue: vec![*start],
+    };
+    let mut members = Vec::new();
+    while let Some(token_id) = walk.queue.pop() {
+        let row: Option<(i64, Option<Vec<u8>>, Option<i64>)> = read
+            .query_row([&token_id.0[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()
+            .map_err(classify)?;
+        let (row, parent, seq) = match row {
+            Some(found) => found,
+            None if token_id == *start => return Err(LedgerError::NotFound { token_id }),
+            // A renewed_from pointing nowhere; foreign keys should prevent it.
+            None => {
+                return Err(LedgerError::Corrupt {
+                    what: "license lineage",
+                });
+            }
+        };
+        members.push(Member { row, token_id, seq });
+
+        if let Some(parent) = parent {
+            walk.visit(token_id_from(&parent)?)?;
+        }
+        let mut rows = children.query([&token_id.0[..]]).map_err(classify)?;
+        while let Some(child) = rows.next().map_err(classify)? {
+            let child: Vec<u8> = child.get(0).map_err(classify)?;
+            walk.visit(token_id_from(&child)?)?;
+        }
+    }
+    members.sort_by_key(|m| m.row);
+    Ok(members)
+}
+
+/// The licenses a lineage walk has seen and has yet to read.
+struct Walk {
+    start: TokenId,
+    seen: HashSet<TokenId>,
+    queue: Vec<TokenId>,
+}
+
+impl Walk {
+    /// Queues a license not seen before; fails once the lineage outgrows
+    /// [`MAX_LINEAGE`], even in the middle of one license's children.
+    fn visit(&mut self, token_id: TokenId) -> Result<(), LedgerError> {
+        if !self.seen.insert(token_id) {
+            return Ok(());
+        }
+        if self.seen.len() > MAX_LINEAGE {
+            return Err(LedgerError::LineageTooLarge {
+                token_id: self.start,
+                max: MAX_LINEAGE,
+            });
+        }
+        self.queue.push(token_id);
+        Ok(())
+    }
+}
+
+/// Marks one license revoked and appends it to the list under `seq`.
+fn revoke_one(
+    tx: &Transaction<'_>,
+    token_id: &TokenId,
+    seq: i64,
+    at: i64,
+    reason: &str,
+) -> Result<(), LedgerError> {
+    tx.prepare_cached("UPDATE licenses SET state = 'revoked' WHERE token_id = ?1")
+        .and_then(|mut s| s.execute([&token_id.0[..]]))
+        .map_err(classify)?;
+    tx.prepare_cached(
+        "INSERT INTO revocations (seq, token_id, revoked_at, reason) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| s.execute(params![seq, &token_id.0[..], at, reason]))
+    .map_err(classify)?;
+    Ok(())
 }
 
 fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, LedgerError> {
@@ -523,90 +589,4 @@ fn classify(err: rusqlite::Error) -> LedgerError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_databases_use_wal_with_full_sync() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = SqliteLedger::open(&dir.path().join("ledger.sqlite")).unwrap();
-        let conn = ledger.conn();
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
-        let sync: i64 = conn
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .unwrap();
-        let keys: i64 = conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
-        assert_eq!(sync, 2, "2 is FULL");
-        assert_eq!(keys, 1);
-    }
-
-    #[test]
-    fn unreadable_stored_values_are_reported_as_corrupt() {
-        let ledger = SqliteLedger::open_in_memory().unwrap();
-        ledger
-            .enrol_chip(&ChipRecord {
-                chip_id: ChipId([1; 32]),
-                model: "CW-100".into(),
-                identity_cert: vec![0x30],
-                enrolled_at: 1,
-            })
-            .unwrap();
-        let license = LicenseRecord {
-            token_id: TokenId([2; 16]),
-            chip_id: ChipId([1; 32]),
-            tenant: "acme".into(),
-            site: SiteClaim {
-                id: "fra-1".into(),
-                latitude: 1.0,
-                longitude: 2.0,
-                radius_km: 3.0,
-            },
-            issued_at: 1,
-            not_before: 1,
-            expires_at: 2,
-            state: LicenseState::Active,
-            token: vec![1],
-            renewed_from: None,
-            entitlements: vec!["a".into()],
-            eccn: String::new(),
-        };
-        ledger.insert_license(&license).unwrap();
-
-        for bad in ["zz;", "6162", "ff;"] {
-            ledger
-                .conn()
-                .execute("UPDATE licenses SET entitlements = ?1", [bad])
-                .unwrap();
-            let err = ledger.license(&license.token_id).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    LedgerError::Corrupt {
-                        what: "entitlements"
-                    }
-                ),
-                "{bad}: {err:?}"
-            );
-            let err = ledger
-                .list_licenses(&LicenseFilter::default(), 10)
-                .unwrap_err();
-            assert!(matches!(err, LedgerError::Corrupt { .. }), "{bad}: {err:?}");
-        }
-    }
-
-    #[test]
-    fn other_sqlite_failures_are_backend_errors() {
-        let ledger = SqliteLedger::open_in_memory().unwrap();
-        ledger
-            .conn()
-            .execute_batch("DROP TABLE revocations")
-            .unwrap();
-        let err = ledger.revocation_seq().unwrap_err();
-        assert!(matches!(err, LedgerError::Backend(_)), "{err:?}");
-    }
-}
+mod tests;

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use chipward_proto::license::SiteClaim;
+use chipward_proto::revocation::RevokedLicense;
 use chipward_proto::{ChipId, TokenId};
 
 use super::*;
@@ -250,6 +251,43 @@ fn renewal_rolls_back_when_the_new_license_cannot_be_stored() {
     assert_eq!(ledger.license(&TokenId([12; 16])).unwrap(), None);
 }
 
+/// Token ids, chip ids, times and reasons of the revocation list.
+fn summary(entries: &[RevokedLicense]) -> Vec<(String, String, i64, &str)> {
+    entries
+        .iter()
+        .map(|e| {
+            (
+                e.token_id.clone(),
+                e.chip_id.clone(),
+                e.revoked_at,
+                e.reason.as_str(),
+            )
+        })
+        .collect()
+}
+
+fn revocation(seq: u64, lineage: usize, newly_revoked: usize) -> Revocation {
+    Revocation {
+        seq,
+        lineage,
+        newly_revoked,
+    }
+}
+
+/// Stores `first` and renews it into each of `rest` in turn.
+fn chain(ledger: &dyn Ledger, first: u8, rest: &[u8]) {
+    ledger
+        .insert_license(&license(first, 1, "acme", 5))
+        .unwrap();
+    let mut previous = first;
+    for (i, &token) in rest.iter().enumerate() {
+        let mut next = license(token, 1, "acme", 6 + i64::try_from(i).unwrap());
+        next.renewed_from = Some(TokenId([previous; 16]));
+        ledger.renew(&TokenId([previous; 16]), &next).unwrap();
+        previous = token;
+    }
+}
+
 #[test]
 fn revocation_numbers_grow_by_one_and_repeat_for_the_same_license() {
     let (_dir, ledger) = temp_ledger();
@@ -267,44 +305,137 @@ fn revocation_numbers_grow_by_one_and_repeat_for_the_same_license() {
         ledger
             .revoke(&TokenId([11; 16]), "contract ended", 100)
             .unwrap(),
-        1
+        revocation(1, 1, 1)
     );
-    assert_eq!(ledger.revoke(&TokenId([10; 16]), "stolen", 101).unwrap(), 2);
-    assert_eq!(ledger.revoke(&TokenId([11; 16]), "again", 102).unwrap(), 1);
-
-    // A superseded license can still be revoked.
-    ledger
-        .renew(&TokenId([12; 16]), &license(14, 1, "acme", 6))
-        .unwrap();
-    assert_eq!(ledger.revoke(&TokenId([12; 16]), "", 103).unwrap(), 3);
-    assert_eq!(state_of(&ledger, 12), LicenseState::Revoked);
+    assert_eq!(
+        ledger.revoke(&TokenId([10; 16]), "stolen", 101).unwrap(),
+        revocation(2, 1, 1)
+    );
+    assert_eq!(
+        ledger.revoke(&TokenId([11; 16]), "again", 102).unwrap(),
+        revocation(1, 1, 0)
+    );
 
     let err = ledger.revoke(&TokenId([99; 16]), "x", 104).unwrap_err();
     assert!(matches!(err, LedgerError::NotFound { .. }), "{err:?}");
 
-    assert_eq!(ledger.revocation_seq().unwrap(), 3);
+    assert_eq!(ledger.revocation_seq().unwrap(), 2);
     let (seq, entries) = ledger.revocations().unwrap();
-    assert_eq!(seq, 3);
-    let summary: Vec<(String, String, i64, &str)> = entries
-        .iter()
-        .map(|e| {
-            (
-                e.token_id.clone(),
-                e.chip_id.clone(),
-                e.revoked_at,
-                e.reason.as_str(),
-            )
-        })
-        .collect();
+    assert_eq!(seq, 2);
     assert_eq!(
-        summary,
+        summary(&entries),
         [
             ("0b".repeat(16), "02".repeat(32), 100, "contract ended"),
             ("0a".repeat(16), "01".repeat(32), 101, "stolen"),
-            ("0c".repeat(16), "01".repeat(32), 103, ""),
         ]
     );
+    assert_eq!(state_of(&ledger, 12), LicenseState::Active);
     assert_eq!(state_of(&ledger, 13), LicenseState::Active);
+}
+
+#[test]
+fn revoking_a_renewed_license_revokes_its_whole_lineage_in_one_version() {
+    let (_dir, ledger) = temp_ledger();
+    ledger.enrol_chip(&chip(1)).unwrap();
+    ledger.enrol_chip(&chip(2)).unwrap();
+    // 20 -> 21 -> 22 by renewal; 30 is unrelated and revoked first.
+    ledger.insert_license(&license(30, 2, "acme", 4)).unwrap();
+    chain(&ledger, 20, &[21, 22]);
+    assert_eq!(
+        ledger.revoke(&TokenId([30; 16]), "ended", 90).unwrap(),
+        revocation(1, 1, 1)
+    );
+
+    // The middle one: its ancestor and its descendant go with it.
+    assert_eq!(
+        ledger.revoke(&TokenId([21; 16]), "stolen", 100).unwrap(),
+        revocation(2, 3, 3)
+    );
+    for token in [20, 21, 22] {
+        assert_eq!(state_of(&ledger, token), LicenseState::Revoked, "{token}");
+    }
+    let lineage = format!("stolen (lineage of {})", "15".repeat(16));
+    let (seq, entries) = ledger.revocations().unwrap();
+    assert_eq!(seq, 2);
+    assert_eq!(
+        summary(&entries),
+        [
+            ("1e".repeat(16), "02".repeat(32), 90, "ended"),
+            ("14".repeat(16), "01".repeat(32), 100, lineage.as_str()),
+            ("15".repeat(16), "01".repeat(32), 100, "stolen"),
+            ("16".repeat(16), "01".repeat(32), 100, lineage.as_str()),
+        ]
+    );
+
+    // Again, through any member: the same version, nothing added.
+    for token in [20, 21, 22] {
+        let again = ledger.revoke(&TokenId([token; 16]), "again", 200).unwrap();
+        assert_eq!(again, revocation(2, 3, 0), "{token}");
+    }
+    assert_eq!(ledger.revocations().unwrap(), (2, entries));
+}
+
+#[test]
+fn revoking_a_superseded_license_revokes_its_renewals() {
+    let (_dir, ledger) = temp_ledger();
+    ledger.enrol_chip(&chip(1)).unwrap();
+    chain(&ledger, 20, &[21, 22]);
+    assert_eq!(state_of(&ledger, 20), LicenseState::Superseded);
+
+    assert_eq!(
+        ledger.revoke(&TokenId([20; 16]), "", 100).unwrap(),
+        revocation(1, 3, 3)
+    );
+    let lineage = format!("lineage of {}", "14".repeat(16));
+    let (seq, entries) = ledger.revocations().unwrap();
+    assert_eq!(seq, 1);
+    assert_eq!(
+        summary(&entries),
+        [
+            ("14".repeat(16), "01".repeat(32), 100, ""),
+            ("15".repeat(16), "01".repeat(32), 100, lineage.as_str()),
+            ("16".repeat(16), "01".repeat(32), 100, lineage.as_str()),
+        ]
+    );
+
+    // The newest one was active; it cannot be renewed now.
+    let mut next = license(23, 1, "acme", 50);
+    next.renewed_from = Some(TokenId([22; 16]));
+    let err = ledger.renew(&TokenId([22; 16]), &next).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LedgerError::NotActive {
+                state: LicenseState::Revoked,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_lineage_is_everything_connected_by_renewal() {
+    let (_dir, ledger) = temp_ledger();
+    ledger.enrol_chip(&chip(1)).unwrap();
+    // Renewal never branches, but a record may say so; 41 and 42 both
+    // name 40, and revoking 42 takes its sibling 41 along through 40.
+    ledger.insert_license(&license(40, 1, "acme", 5)).unwrap();
+    for token in [41, 42] {
+        let mut l = license(token, 1, "acme", 6);
+        l.renewed_from = Some(TokenId([40; 16]));
+        ledger.insert_license(&l).unwrap();
+    }
+    ledger.insert_license(&license(43, 1, "acme", 7)).unwrap();
+
+    assert_eq!(
+        ledger.revoke(&TokenId([42; 16]), "x", 100).unwrap(),
+        revocation(1, 3, 3)
+    );
+    let (_, entries) = ledger.revocations().unwrap();
+    let revoked: Vec<_> = entries.iter().map(|e| e.token_id.clone()).collect();
+    assert_eq!(revoked, ["28".repeat(16), "29".repeat(16), "2a".repeat(16)]);
+    assert_eq!(state_of(&ledger, 43), LicenseState::Active);
 }
 
 #[test]
@@ -326,7 +457,10 @@ fn data_survives_reopening_the_file() {
         ledger.license(&TokenId([11; 16])).unwrap(),
         Some(license(11, 1, "acme", 6))
     );
-    assert_eq!(ledger.revoke(&TokenId([11; 16]), "ended", 8).unwrap(), 2);
+    assert_eq!(
+        ledger.revoke(&TokenId([11; 16]), "ended", 8).unwrap().seq,
+        2
+    );
 }
 
 #[test]
@@ -340,8 +474,8 @@ fn refuses_a_database_from_a_newer_schema() {
         matches!(
             err,
             LedgerError::SchemaVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             }
         ),
         "{err:?}"
@@ -366,6 +500,6 @@ fn in_memory_ledgers_work_for_tests() {
 
 fn bump_schema(path: &Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute("INSERT INTO schema_version (version) VALUES (2)", [])
+    conn.execute("INSERT INTO schema_version (version) VALUES (3)", [])
         .unwrap();
 }
