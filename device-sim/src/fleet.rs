@@ -463,6 +463,7 @@ async fn attest_one(
         license_token: m.token.clone(),
         tenant: tenant.into(),
         site_id: site.into(),
+        host: None,
     };
     let mut signed = verifier
         .appraise(request.clone())

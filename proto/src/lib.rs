@@ -7,6 +7,7 @@
 //! parsing and malformed input is an error value, never a panic. Signed
 //! objects are only handed out after their signature holds.
 
+pub mod ak_binding;
 pub mod cose;
 pub mod ids;
 pub mod license;

@@ -17,6 +17,7 @@ pub const CHALLENGE_LEN: usize = 65;
 pub const CHALLENGE_MAC_INPUT_LEN: usize = 33;
 const CHALLENGE_VERSION: u8 = 1;
 const NONCE_DOMAIN: &[u8] = b"chipward/evidence-nonce/v1";
+const HOST_DOMAIN: &[u8] = b"chipward/host-quote-nonce/v1";
 
 /// A decoded challenge; its MAC is not yet checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,6 +99,19 @@ pub fn evidence_nonce(challenge: &[u8], tenant: &str, site_id: &str) -> [u8; 32]
     out
 }
 
+/// The nonce a host's TPM quote carries when it travels with a chip's
+/// evidence: SHA-256 over a domain label and the chip's evidence nonce, so
+/// both answer one challenge for one tenant and site, and neither can stand
+/// in for the other.
+pub fn host_quote_nonce(evidence_nonce: &[u8; 32]) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(HOST_DOMAIN);
+    ctx.update(evidence_nonce);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +158,11 @@ mod tests {
 
         assert_ne!(nonce, evidence_nonce(b"chal", "acmf", "fra-1"));
         assert_ne!(nonce, evidence_nonce(b"chal", "acme", "fra-2"));
+        let host = host_quote_nonce(&nonce);
+        let manual_host = digest::digest(&digest::SHA256, &[HOST_DOMAIN, &nonce[..]].concat());
+        assert_eq!(&host[..], manual_host.as_ref());
+        assert_ne!(host, nonce);
+
         // Lengths keep "ab"+"c" apart from "a"+"bc".
         assert_ne!(
             evidence_nonce(b"x", "ab", "c"),

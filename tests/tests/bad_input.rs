@@ -108,6 +108,7 @@ impl World {
             license_token: self.token.clone(),
             tenant: "acme-ai".into(),
             site_id: "fra-1".into(),
+            host: None,
         }
     }
 
@@ -312,6 +313,7 @@ async fn claims_swapped_after_signing_and_forged_challenges_fail_freshness() {
         license_token: w.token.clone(),
         tenant: "acme-ai".into(),
         site_id: "fra-1".into(),
+        host: None,
     };
     let result = w.appraise(r).await.unwrap();
     assert_eq!(
@@ -374,6 +376,7 @@ async fn forged_evidence_cannot_spend_a_challenge_the_chip_still_needs() {
         license_token: w.token.clone(),
         tenant: "acme-ai".into(),
         site_id: "fra-1".into(),
+        host: None,
     };
     let result = w.appraise(forged).await.unwrap();
     assert_eq!(
@@ -388,6 +391,7 @@ async fn forged_evidence_cannot_spend_a_challenge_the_chip_still_needs() {
         license_token: w.token.clone(),
         tenant: "acme-ai".into(),
         site_id: "fra-1".into(),
+        host: None,
     };
     assert_eq!(
         w.appraise(genuine.clone()).await.unwrap().verdict,

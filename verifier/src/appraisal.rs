@@ -17,6 +17,9 @@
 //! 6. Measurements against the model's reference values.
 //! 7. License window and revocation.
 //! 8. Tenant and site against the license.
+//! 9. With host evidence: the AK binding, the host quote over the nonce
+//!    derived from the chip's, the TPM clock, firmware PCRs and the tenant
+//!    PCR ([`crate::evidence::tpm::host`]).
 //!
 //! A claim whose prerequisites did not pass is unknown with code
 //! `CW-DEPENDS`, never passed.
@@ -24,7 +27,7 @@
 use chipward_certs::keys::Ed25519Key;
 use chipward_proto::cose::{CoseError, TrustedKeys};
 use chipward_proto::license::{self, TokenError, VerifiedLicense};
-use chipward_proto::nonce::{Challenge, ChallengeError, evidence_nonce};
+use chipward_proto::nonce::{Challenge, ChallengeError, evidence_nonce, host_quote_nonce};
 use chipward_proto::result::{AttestationResult, ClaimResult, MeasurementRecord, Status};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
@@ -33,6 +36,7 @@ use crate::challenge::{Challenges, FreshnessFailure};
 use crate::claims::{self, code};
 use crate::evidence::roots::Roots;
 use crate::evidence::spdm::{self, EvidenceError, EvidenceFacts};
+use crate::evidence::tpm::host::{HostClocks, HostInput, HostPolicy, appraise_host};
 use crate::policy::reference::ReferenceValues;
 use crate::revocation::RevocationCache;
 
@@ -74,6 +78,8 @@ pub struct AppraisalRequest<'a> {
     pub tenant: &'a str,
     /// Site the chip claims.
     pub site_id: &'a str,
+    /// The quote of the host the chip sits in, if it has a TPM.
+    pub host: Option<HostInput<'a>>,
 }
 
 /// A signed result and its decoded content.
@@ -117,6 +123,8 @@ pub struct Appraiser {
     challenges: Challenges,
     revocations: std::sync::Arc<RevocationCache>,
     result_key: Ed25519Key,
+    host_policy: HostPolicy,
+    host_clocks: HostClocks,
 }
 
 impl std::fmt::Debug for Appraiser {
@@ -146,7 +154,16 @@ impl Appraiser {
             challenges,
             revocations,
             result_key,
+            host_policy: HostPolicy::default(),
+            host_clocks: HostClocks::default(),
         }
+    }
+
+    /// Judges host quotes against `policy` (default: tenant in PCR 16, no
+    /// firmware reference values).
+    pub fn with_host_policy(mut self, policy: HostPolicy) -> Self {
+        self.host_policy = policy;
+        self
     }
 
     /// Mints a challenge at `now_ms`.
@@ -223,6 +240,22 @@ impl Appraiser {
             code::SITE_MISMATCH,
             || format!("claims site {:?}, license names another", req.site_id),
         ));
+
+        // 9. The host, when the chip sits in one with a TPM.
+        if let Some(host) = &req.host {
+            let tenant = license.as_ref().map(|l| l.claims().tenant.as_str());
+            let nonce = host_quote_nonce(&expected);
+            let h = appraise_host(
+                host,
+                &nonce,
+                tenant,
+                &self.host_policy,
+                &self.issuer_keys,
+                &self.host_clocks,
+                now,
+            );
+            out.extend([h.binding, h.quote, h.clock, h.firmware, h.tenant]);
+        }
 
         let token_id = license::decode_unverified(req.license_token)
             .map(|c| c.token_id.to_hex())

@@ -27,7 +27,19 @@ pub const TENANT: &str = "tenant";
 /// The claimed site is the license's site.
 pub const SITE: &str = "site";
 
-/// Every claim, in the order results list them.
+/// The issuer bound the host's attestation key to a certified TPM.
+pub const HOST_BINDING: &str = "host.binding";
+/// The host's quote is signed by that key over the expected nonce and PCRs.
+pub const HOST_QUOTE: &str = "host.quote";
+/// The host's TPM clock did not go backwards.
+pub const HOST_CLOCK: &str = "host.clock";
+/// The host's firmware PCRs hold approved values.
+pub const HOST_FIRMWARE: &str = "host.firmware";
+/// The host's tenant PCR records the license's tenant.
+pub const HOST_TENANT: &str = "host.tenant";
+
+/// Every claim about a chip, in the order results list them; host claims
+/// follow when the request carries host evidence.
 pub const ALL: [&str; 10] = [
     LICENSE_SIGNATURE,
     LICENSE_VALIDITY,
@@ -110,6 +122,16 @@ pub mod code {
     pub const TENANT_MISMATCH: &str = "CW-TENANT";
     /// Claimed site differs from the license's.
     pub const SITE_MISMATCH: &str = "CW-SITE";
+    /// AK binding missing, forged or expired.
+    pub const HOST_BINDING: &str = "CW-HOST-BINDING";
+    /// Host quote refused (signature, magic, nonce, selection or digest).
+    pub const HOST_QUOTE: &str = "CW-HOST-QUOTE";
+    /// Host TPM clock went backwards.
+    pub const HOST_CLOCK: &str = "CW-HOST-CLOCK";
+    /// A host firmware PCR is not an approved value.
+    pub const HOST_FIRMWARE: &str = "CW-HOST-FIRMWARE";
+    /// The host's tenant PCR records another tenant.
+    pub const HOST_TENANT: &str = "CW-HOST-TENANT";
     /// A prerequisite claim did not pass, so this one was not decided.
     pub const DEPENDS: &str = "CW-DEPENDS";
     /// The appraisal did not ask about this claim.

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use crate::appraisal::{AppraisalSettings, Appraiser};
 use crate::challenge::{Challenges, NonceKey};
 use crate::evidence::roots::Roots;
+use crate::evidence::tpm::host::HostPolicy;
 use crate::policy::reference::ReferenceValues;
 use crate::revocation::RevocationCache;
 
@@ -35,6 +36,10 @@ pub struct VerifierConfig {
     /// Reference values file (see `policy::reference`). Default none: every
     /// measurement claim is unknown.
     pub reference_values: Option<PathBuf>,
+    /// Host TPM policy file: the tenant PCR and approved values of firmware
+    /// PCRs (see `evidence::tpm::host`). Default none: tenant in PCR 16 and
+    /// every host.firmware claim unknown.
+    pub host_reference_values: Option<PathBuf>,
     /// The issuer's gRPC address, for revocation lists. Default
     /// `http://127.0.0.1:7401`.
     pub issuer_endpoint: String,
@@ -64,6 +69,7 @@ impl Default for VerifierConfig {
             pki_dir: PathBuf::from("pki"),
             extra_roots: Vec::new(),
             reference_values: None,
+            host_reference_values: None,
             issuer_endpoint: "http://127.0.0.1:7401".into(),
             revocation_refresh_ms: 5_000,
             revocation_max_age_ms: 30_000,
@@ -119,6 +125,10 @@ impl VerifierConfig {
             None => NonceKey::generate(),
         };
 
+        let host_policy = match &self.host_reference_values {
+            Some(path) => HostPolicy::from_toml(&std::fs::read_to_string(path)?)?,
+            None => HostPolicy::default(),
+        };
         let revocations = Arc::new(RevocationCache::new(self.revocation_max_age_ms));
         let settings = AppraisalSettings {
             audience: self.audience.clone(),
@@ -132,7 +142,8 @@ impl VerifierConfig {
             Challenges::new(nonce_key, self.challenge_ttl_ms),
             Arc::clone(&revocations),
             result_key,
-        );
+        )
+        .with_host_policy(host_policy);
         Ok(Loaded {
             appraiser: Arc::new(appraiser),
             issuer_keys,

@@ -10,11 +10,12 @@ use chipward_proto::grpc::issuer_client::IssuerClient;
 use chipward_proto::grpc::verifier_server::{Verifier, VerifierServer};
 use chipward_proto::grpc::{
     AppraiseRequest, AppraiseResponse, ChallengeRequest, ChallengeResponse,
-    GetRevocationListRequest, InfoRequest, InfoResponse, evidence,
+    GetRevocationListRequest, HostEvidence, InfoRequest, InfoResponse, evidence,
 };
 use chipward_proto::request_id::request_id;
 use chipward_proto::result::Status as Verdict;
 use chipward_proto::revocation;
+use chipward_proto::tpm::pcr::PcrValues;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -22,6 +23,7 @@ use tonic::{Request, Response, Status};
 use tracing::{debug, info, instrument, warn};
 
 use crate::appraisal::{AppraisalError, AppraisalRequest, Appraiser};
+use crate::evidence::tpm::host::HostInput;
 use crate::revocation::RevocationCache;
 
 /// Unix milliseconds; the only clock the service reads.
@@ -46,6 +48,9 @@ pub enum ServiceError {
     /// The request cannot be appraised.
     #[error(transparent)]
     Appraisal(#[from] AppraisalError),
+    /// The host evidence is malformed.
+    #[error("host evidence is malformed: {0}")]
+    HostEvidence(&'static str),
     /// The appraisal task failed.
     #[error("appraisal task failed")]
     Task,
@@ -54,7 +59,9 @@ pub enum ServiceError {
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Self {
         match &e {
-            ServiceError::NoEvidence => Self::invalid_argument(e.to_string()),
+            ServiceError::NoEvidence | ServiceError::HostEvidence(_) => {
+                Self::invalid_argument(e.to_string())
+            }
             ServiceError::Appraisal(inner) => {
                 let detail = std::error::Error::source(inner)
                     .map(|s| format!(": {s}"))
@@ -107,6 +114,7 @@ impl Verifier for VerifierService {
             return Err(ServiceError::NoEvidence.into());
         };
 
+        let host = req.host.map(host_parts).transpose()?;
         let appraiser = Arc::clone(&self.appraiser);
         let now = (self.clock)();
         let outcome = tokio::task::spawn_blocking(move || {
@@ -117,6 +125,12 @@ impl Verifier for VerifierService {
                 license_token: &req.license_token,
                 tenant: &req.tenant,
                 site_id: &req.site_id,
+                host: host.as_ref().map(|(h, pcrs)| HostInput {
+                    attest: &h.attest,
+                    signature: &h.signature,
+                    pcrs,
+                    ak_binding: &h.ak_binding,
+                }),
             };
             appraiser.appraise(&input, now)
         })
@@ -154,6 +168,36 @@ impl Verifier for VerifierService {
             revocation_age_ms: status.map(|s| s.1).unwrap_or(-1),
         }))
     }
+}
+
+/// Most PCR values a host may report.
+const MAX_HOST_PCRS: usize = 64;
+
+/// Splits host evidence into its bytes and a map of its PCR values,
+/// refusing more values than a TPM has, values longer than a digest, and
+/// duplicates.
+fn host_parts(host: HostEvidence) -> Result<(HostEvidence, PcrValues), ServiceError> {
+    if host.pcrs.len() > MAX_HOST_PCRS {
+        return Err(ServiceError::HostEvidence("too many pcr values"));
+    }
+    let mut values = PcrValues::default();
+    for pcr in &host.pcrs {
+        let bank = u16::try_from(pcr.bank)
+            .map_err(|_| ServiceError::HostEvidence("pcr bank out of range"))?;
+        if pcr.index > 63 || pcr.value.len() > 64 {
+            return Err(ServiceError::HostEvidence(
+                "pcr index or value out of range",
+            ));
+        }
+        if values
+            .0
+            .insert((bank, pcr.index), pcr.value.clone())
+            .is_some()
+        {
+            return Err(ServiceError::HostEvidence("pcr reported twice"));
+        }
+    }
+    Ok((host, values))
 }
 
 /// Serves `service` on an already bound listener until `shutdown` resolves;

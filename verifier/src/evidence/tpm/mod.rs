@@ -17,6 +17,7 @@
 //!    selection; only those values are returned, so PCRs the quote did not
 //!    sign can never reach policy.
 
+pub mod host;
 pub mod key;
 
 use chipward_proto::tpm::attest::{Attest, TPM_GENERATED_VALUE};
