@@ -6,4 +6,6 @@ pub mod chip;
 pub mod demo;
 pub mod fleet;
 #[cfg(feature = "tpm")]
+pub mod host;
+#[cfg(feature = "tpm")]
 pub mod tpm;

@@ -271,6 +271,7 @@ fn appraise(
         license_token: token,
         tenant: TENANT,
         site_id: SITE.0,
+        host: None,
     };
     let result = appraiser.appraise(&request, now_ms()?)?.result;
     if result.verdict != Status::Pass {
