@@ -21,6 +21,7 @@ pub mod config;
 pub mod enrolment;
 pub mod error;
 pub mod ledger;
+mod published_list;
 pub mod renewal;
 pub mod request;
 pub mod service;

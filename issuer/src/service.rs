@@ -12,7 +12,7 @@
 //! It does not screen tenants against restricted-party lists and keeps no
 //! audit log of its own: both belong to layers that are not built yet.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use chipward_certs::chain::{ChainPolicy, TrustAnchor, validate_chain};
 use chipward_certs::keys::Ed25519Key;
@@ -37,6 +37,7 @@ use crate::config::{ConfigError, IssuerSettings, PkiMaterial};
 use crate::enrolment;
 use crate::error::{ServiceError, Severity};
 use crate::ledger::{ChipRecord, Ledger, LedgerError, LicenseRecord, LicenseState};
+use crate::published_list::PublishedList;
 use crate::renewal::{self, RenewalApproval, RenewalPolicy};
 use crate::request::{self, IssueTerms};
 
@@ -50,9 +51,8 @@ pub struct IssuerService {
     verifier_keys: TrustedKeys,
     clock: Arc<dyn Clock>,
     rng: SystemRandom,
-    /// The last signed revocation list, by sequence number, so that repeated
-    /// fetches of an unchanged list are not signed again.
-    revocation_cache: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    /// The revocation list last signed, shared by fetches in one second.
+    published: PublishedList,
 }
 
 impl IssuerService {
@@ -78,7 +78,7 @@ impl IssuerService {
             verifier_keys,
             clock,
             rng: SystemRandom::new(),
-            revocation_cache: Mutex::new(None),
+            published: PublishedList::default(),
         }
     }
 
@@ -295,29 +295,18 @@ impl IssuerService {
     }
 
     async fn revocation_list(&self) -> Result<(u64, Arc<Vec<u8>>), ServiceError> {
+        // Verifiers judge freshness by the signed issued_at, so the list is
+        // signed in the current second; the cache makes that one signature
+        // per second and version.
         let seq = self.ledger(|l| l.revocation_seq()).await?;
-        if let Some(hit) = self.cached_list(seq) {
-            return Ok((seq, hit));
-        }
-
-        // Sequence and entries are read together; a revocation that landed
-        // since the first read simply gives a newer list.
-        let (seq, entries) = self.ledger(|l| l.revocations()).await?;
-        let list = RevocationList {
-            seq,
-            issued_at: self.clock.now(),
-            entries,
-        };
+        let read = || self.ledger(|l| l.revocations());
         // Limitation: a list larger than the verifier's 4 MiB limit (about
         // 40,000 entries) is still served; verifiers will refuse it.
-        let signed = Arc::new(list.sign(&self.token_key_id, |m| self.token_key.sign(m)));
-        debug!(seq, bytes = signed.len(), "revocation list signed");
-
-        let mut cache = self.lock_cache();
-        if cache.as_ref().is_none_or(|(cached, _)| *cached < seq) {
-            *cache = Some((seq, Arc::clone(&signed)));
-        }
-        Ok((seq, signed))
+        let sign =
+            |list: &RevocationList| list.sign(&self.token_key_id, |m| self.token_key.sign(m));
+        self.published
+            .current(seq, || self.clock.now(), read, sign)
+            .await
     }
 
     /// Builds and signs a license record from checked terms.
@@ -382,20 +371,6 @@ impl IssuerService {
             .await
             .map_err(|_| ServiceError::TaskFailed)?
             .map_err(ServiceError::from)
-    }
-
-    fn cached_list(&self, seq: u64) -> Option<Arc<Vec<u8>>> {
-        match self.lock_cache().as_ref() {
-            Some((cached, bytes)) if *cached == seq => Some(Arc::clone(bytes)),
-            _ => None,
-        }
-    }
-
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Option<(u64, Arc<Vec<u8>>)>> {
-        // The cache holds only finished values; a poisoned lock is still valid.
-        self.revocation_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
