@@ -1104,6 +1104,37 @@ async fn refuses_bad_license_requests_with_exact_codes() {
 }
 
 #[tokio::test]
+async fn licenses_only_identifier_tenants() {
+    let mut h = start().await;
+    let chip = h.enrolled_chip(1).await;
+    let rule = "tenant must be 1 to 64 bytes of lowercase ascii letters, digits, '.', '_' or \
+                '-', starting with a letter or digit";
+    let cases = [
+        ("acme\u{202e}ia-", format!("{rule}; byte 4 is not allowed")),
+        ("acme-ai\u{200b}", format!("{rule}; byte 7 is not allowed")),
+        ("   ", format!("{rule}; byte 0 is not allowed")),
+        ("ACME-AI", format!("{rule}; byte 0 is not allowed")),
+        (
+            &"é".repeat(128),
+            "tenant must be 1 to 64 bytes long, got 256".to_owned(),
+        ),
+    ];
+    for (tenant, message) in cases {
+        let err = h.issue(issue_request(&chip, tenant)).await.unwrap_err();
+        assert_eq!(
+            (err.code(), err.message()),
+            (Code::InvalidArgument, message.as_str()),
+            "{tenant:?}"
+        );
+    }
+    assert!(h.list("", "", 0).await.is_empty());
+
+    let issued = h.issue(issue_request(&chip, "acme-ai")).await.unwrap();
+    assert_eq!(issued.tenant, "acme-ai");
+    h.shut_down().await;
+}
+
+#[tokio::test]
 async fn refuses_oversized_requests_and_keeps_answering() {
     let mut h = start().await;
     let chip = h.enrolled_chip(1).await;
