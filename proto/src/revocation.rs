@@ -30,7 +30,8 @@ pub struct RevokedLicense {
 /// The list as signed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationList {
-    /// Grows by one with each revocation; 0 for the empty list.
+    /// Grows by one with each new version of the list (one revocation call
+    /// may add several entries); 0 for the empty list.
     pub seq: u64,
     /// Unix seconds when this list was signed.
     pub issued_at: i64,
