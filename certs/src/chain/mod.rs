@@ -12,8 +12,9 @@
 //!    bytes.
 //! 2. A last certificate byte-identical to the anchor is dropped (chains may carry their
 //!    root); a chain that was only the anchor is empty.
-//! 3. Every certificate parses as DER X.509 with nothing after it, and its TBS signature
-//!    algorithm equals the outer one.
+//! 3. Every certificate parses as DER X.509 with nothing after it, its TBS signature
+//!    algorithm equals the outer one, and its issuer and subject names decode to their last
+//!    byte (x509-parser would drop what it cannot read inside a name).
 //! 4. The anchor is valid at `now` and may sign certificates (step 8).
 //! 5. Walking down from the anchor to the leaf, each certificate has no duplicate or
 //!    unparsable extension, no critical extension outside [`ALLOWED_CRITICAL`], and no
@@ -39,6 +40,7 @@
 //! the identity key's SPKI for this reason.
 
 mod error;
+mod name;
 mod signature;
 
 use x509_parser::certificate::X509Certificate;
@@ -295,7 +297,8 @@ fn check_bounds(chain: &[Vec<u8>], policy: &ChainPolicy) -> Result<(), ChainErro
     }
 }
 
-/// Step 3: one DER certificate, nothing after it, consistent signature algorithms.
+/// Step 3: one DER certificate, nothing after it, consistent signature algorithms, names
+/// read to their last byte (they are compared byte for byte in step 6).
 fn parse_certificate(der: &[u8], link: Link) -> Result<X509Certificate<'_>, ChainError> {
     let malformed = |reason: String| ChainError::Malformed { link, reason };
 
@@ -310,6 +313,12 @@ fn parse_certificate(der: &[u8], link: Link) -> Result<X509Certificate<'_>, Chai
         return Err(malformed(
             "tbs and outer signature algorithms differ".into(),
         ));
+    }
+    if !name::is_whole(cert.issuer().as_raw()) {
+        return Err(malformed("issuer name does not decode to its end".into()));
+    }
+    if !name::is_whole(cert.subject().as_raw()) {
+        return Err(malformed("subject name does not decode to its end".into()));
     }
     Ok(cert)
 }
