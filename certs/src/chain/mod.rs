@@ -241,22 +241,44 @@ pub fn validate_chain(
         .map(|(index, der)| parse_certificate(der, Link::Certificate(index)))
         .collect::<Result<Vec<_>, _>>()?;
 
+    // 4-9. The anchor, then each certificate on the way down to the leaf.
+    check_path(&anchor_cert, &certs, now_unix, &mut 0)?;
+
+    Ok(ValidatedChain {
+        certs: chain
+            .iter()
+            .zip(&certs)
+            .map(|(der, c)| validated(der, c))
+            .collect(),
+    })
+}
+
+/// Steps 4-9 for one anchor and the parsed chain, leaf first. `verified` counts the chain
+/// certificates whose issuer and signature checked out, so that a caller trying several
+/// anchors can tell which one got furthest.
+fn check_path(
+    anchor_cert: &X509Certificate<'_>,
+    certs: &[X509Certificate<'_>],
+    now_unix: i64,
+    verified: &mut usize,
+) -> Result<(), ChainError> {
     // 4. The anchor itself.
     let anchor_subject = name_text(anchor_cert.subject());
-    check_extensions(&anchor_cert, Link::TrustAnchor, &anchor_subject)?;
-    check_validity(&anchor_cert, Link::TrustAnchor, &anchor_subject, now_unix)?;
-    check_may_sign(&anchor_cert, Link::TrustAnchor, &anchor_subject)?;
+    check_extensions(anchor_cert, Link::TrustAnchor, &anchor_subject)?;
+    check_validity(anchor_cert, Link::TrustAnchor, &anchor_subject, now_unix)?;
+    check_may_sign(anchor_cert, Link::TrustAnchor, &anchor_subject)?;
     let mut path_len = PathLenBudget::default();
-    path_len.constrain(&anchor_cert, Link::TrustAnchor, &anchor_subject);
+    path_len.constrain(anchor_cert, Link::TrustAnchor, &anchor_subject);
 
     // 5-9. Walk down from the anchor to the leaf.
-    let mut signer = &anchor_cert;
+    let mut signer = anchor_cert;
     for (index, cert) in certs.iter().enumerate().rev() {
         let link = Link::Certificate(index);
         let subject = name_text(cert.subject());
 
         check_extensions(cert, link, &subject)?;
         check_issued_by(cert, link, &subject, signer)?;
+        *verified += 1;
         check_validity(cert, link, &subject, now_unix)?;
 
         if index > 0 {
@@ -266,14 +288,7 @@ pub fn validate_chain(
         }
         signer = cert;
     }
-
-    Ok(ValidatedChain {
-        certs: chain
-            .iter()
-            .zip(&certs)
-            .map(|(der, c)| validated(der, c))
-            .collect(),
-    })
+    Ok(())
 }
 
 /// Step 1: count and size limits.
