@@ -63,7 +63,8 @@ pub enum ChainError {
         /// What is wrong, in words.
         reason: String,
     },
-    /// The certificate's issuer name differs from its signer's subject name (raw DER).
+    /// The certificate's issuer name differs from its signer's subject name (raw DER); for
+    /// the top certificate in [`super::validate_ek_chain`], from every anchor's subject.
     #[error("{link} ({subject}): issuer name does not match the subject of its signer")]
     IssuerMismatch {
         /// The certificate.
@@ -142,6 +143,13 @@ pub enum ChainError {
         subject: String,
         /// The extension's OID.
         oid: String,
+    },
+    /// An EK certificate with an empty subject and no critical subjectAltName to name it
+    /// instead (RFC 5280 section 4.2.1.6).
+    #[error("{link}: subject is empty and no critical subject alternative name stands in")]
+    EmptySubject {
+        /// The certificate.
+        link: Link,
     },
     /// A constraint extension this validator cannot enforce (name constraints), critical
     /// or not: refusing is the only safe answer.

@@ -5,6 +5,10 @@
 //! in the chain. The trust anchor is configuration and is trusted, but it is parsed with
 //! the same strictness and must itself be a CA within its validity window.
 //!
+//! TPM endorsement-key chains, which real TPMs deliver with a few departures from this
+//! strictness, go through [`validate_ek_chain`] instead; it shares steps 3-9 below, and
+//! the [`ek`] notes list each departure.
+//!
 //! [`validate_chain`] checks, in this order:
 //!
 //! 1. Bounds, before anything is parsed: the chain is not empty, holds at most
@@ -39,9 +43,11 @@
 //! a valid certificate a second valid encoding. Chipward's chip identity is the SHA-256 of
 //! the identity key's SPKI for this reason.
 
+pub mod ek;
 mod error;
 mod name;
 mod signature;
+mod tpm_attributes;
 
 use x509_parser::certificate::X509Certificate;
 use x509_parser::der_parser::asn1_rs::{Any, FromDer as _};
@@ -50,10 +56,12 @@ use x509_parser::oid_registry::OID_X509_EXT_NAME_CONSTRAINTS;
 use x509_parser::parse_x509_certificate;
 use x509_parser::x509::X509Name;
 
+pub use self::ek::{ValidatedEkChain, validate_ek_chain};
 pub(crate) use self::error::describe;
 pub use self::error::{ChainError, Link};
 pub(crate) use self::signature::p384_point;
 pub use self::signature::{SignatureError, verify_p384_fixed};
+pub use self::tpm_attributes::TpmAttributes;
 
 /// Critical extensions a chain certificate may carry. Everything else that is critical is
 /// refused with [`ChainError::UnknownCriticalExtension`].
@@ -98,6 +106,7 @@ impl Default for ChainPolicy {
 pub struct TrustAnchor {
     der: Vec<u8>,
     subject: String,
+    subject_der: Vec<u8>,
     spki_der: Vec<u8>,
 }
 
@@ -116,6 +125,7 @@ impl TrustAnchor {
         Ok(Self {
             der: der.to_vec(),
             subject,
+            subject_der: cert.subject().as_raw().to_vec(),
             spki_der: cert.public_key().raw.to_vec(),
         })
     }
