@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use chipward_certs::keys::{Ed25519Key, P384Key, spki_sha256};
 use chipward_certs::pki::{CertifiedKey, DevPki};
+use chipward_issuer::host_enrolment::HostId;
 use chipward_issuer::ledger::{
-    ChipRecord, Ledger, LedgerError, LicenseFilter, LicenseRecord, Revocation, SqliteLedger,
+    ChipRecord, HostRecord, Ledger, LedgerError, LicenseFilter, LicenseRecord, Revocation,
+    SqliteLedger,
 };
 use chipward_issuer::{Clock, IssuerService, IssuerSettings, ManualClock, SystemClock, serve};
 use chipward_proto::cose::TrustedKeys;
@@ -1204,6 +1206,12 @@ impl Ledger for Broken {
         self.fail()
     }
     fn revocations(&self) -> Result<(u64, Vec<RevokedLicense>), LedgerError> {
+        self.fail()
+    }
+    fn enrol_host(&self, _: &HostRecord) -> Result<bool, LedgerError> {
+        self.fail()
+    }
+    fn host_keys(&self, _: &HostId) -> Result<Vec<HostRecord>, LedgerError> {
         self.fail()
     }
 }

@@ -1,5 +1,6 @@
 //! The ledger: the issuer's durable record of enrolled chips, every license
-//! it minted (with the token bytes), and the revocation list.
+//! it minted (with the token bytes), the revocation list, and the hosts'
+//! TPM attestation keys bound by credential activation.
 //!
 //! [`Ledger`] is the storage contract; [`SqliteLedger`] is the default
 //! backend and a PostgreSQL one can sit behind the same trait. The trait is
@@ -27,6 +28,8 @@ use chipward_proto::{ChipId, TokenId};
 use thiserror::Error;
 
 pub use sqlite::SqliteLedger;
+
+use crate::host_enrolment::HostId;
 
 /// Durable storage for chips, licenses and revocations.
 ///
@@ -80,6 +83,15 @@ pub trait Ledger: Send + Sync {
     /// The current sequence number and every revoked license, in the order
     /// they were revoked, read together.
     fn revocations(&self) -> Result<(u64, Vec<RevokedLicense>), LedgerError>;
+
+    /// Records a host's attestation key after credential activation.
+    /// Returns `true` when the (host, AK name) pair is new and `false` when
+    /// it was already recorded, in which case the first record stays as it
+    /// was: enrolling the same AK again is not an error.
+    fn enrol_host(&self, host: &HostRecord) -> Result<bool, LedgerError>;
+
+    /// Every attestation key recorded for `host_id`, oldest first.
+    fn host_keys(&self, host_id: &HostId) -> Result<Vec<HostRecord>, LedgerError>;
 }
 
 /// Most licenses one lineage may hold. Renewal stops a lineage at this
@@ -119,6 +131,23 @@ pub struct ChipRecord {
     /// DER of the device-identity certificate.
     pub identity_cert: Vec<u8>,
     /// Unix seconds of the first enrolment.
+    pub enrolled_at: i64,
+}
+
+/// A host's attestation key, bound to its EK by credential activation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostRecord {
+    /// SHA-256 of the EK certificate's SubjectPublicKeyInfo.
+    pub host_id: HostId,
+    /// The AK's TPM name: 0x000b then SHA-256 of its TPMT_PUBLIC.
+    pub ak_name: Vec<u8>,
+    /// The AK's TPM2B_PUBLIC.
+    pub ak_public: Vec<u8>,
+    /// SHA-256 of the EK certificate, NV padding cut off.
+    pub ek_cert_sha256: [u8; 32],
+    /// TPM manufacturer the EK certificate names; empty if none.
+    pub tpm_manufacturer: String,
+    /// Unix seconds of the first enrolment of this AK.
     pub enrolled_at: i64,
 }
 

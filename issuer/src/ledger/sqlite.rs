@@ -3,10 +3,11 @@
 //!
 //! One connection behind a mutex serves every call; each call that changes
 //! more than one row runs in a single `BEGIN IMMEDIATE` transaction. All SQL
-//! of the issuer lives in this file and in [`schema`]. Values come from the
-//! service, already validated; they are bound as parameters, never spliced
-//! into SQL text.
+//! of the issuer lives in this file, [`schema`] and [`hosts`]. Values come
+//! from the service, already validated; they are bound as parameters, never
+//! spliced into SQL text.
 
+mod hosts;
 mod schema;
 
 use std::collections::HashSet;
@@ -22,9 +23,10 @@ use rusqlite::{
 };
 
 use super::{
-    ChipRecord, LedgerError, LicenseFilter, LicenseRecord, LicenseState, MAX_LINEAGE, Revocation,
-    lineage_reason,
+    ChipRecord, HostRecord, LedgerError, LicenseFilter, LicenseRecord, LicenseState, MAX_LINEAGE,
+    Revocation, lineage_reason,
 };
+use crate::host_enrolment::HostId;
 use crate::ledger::Ledger;
 
 /// How long a call waits for a lock held by another process.
@@ -280,6 +282,14 @@ impl Ledger for SqliteLedger {
             .map_err(classify)?;
         tx.commit().map_err(classify)?;
         Ok((to_seq(seq)?, entries))
+    }
+
+    fn enrol_host(&self, host: &HostRecord) -> Result<bool, LedgerError> {
+        hosts::enrol(&self.conn(), host)
+    }
+
+    fn host_keys(&self, host_id: &HostId) -> Result<Vec<HostRecord>, LedgerError> {
+        hosts::keys(&self.conn(), host_id)
     }
 }
 

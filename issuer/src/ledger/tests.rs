@@ -8,6 +8,7 @@ use chipward_proto::revocation::RevokedLicense;
 use chipward_proto::{ChipId, TokenId};
 
 use super::*;
+use crate::host_enrolment::HostId;
 
 fn chip(n: u8) -> ChipRecord {
     ChipRecord {
@@ -438,6 +439,38 @@ fn a_lineage_is_everything_connected_by_renewal() {
     assert_eq!(state_of(&ledger, 43), LicenseState::Active);
 }
 
+fn host_key(host: u8, ak: u8, enrolled_at: i64) -> HostRecord {
+    HostRecord {
+        host_id: HostId([host; 32]),
+        ak_name: [&[0x00, 0x0B][..], &[ak; 32]].concat(),
+        ak_public: vec![0x00, 0x03, ak, ak, ak],
+        ek_cert_sha256: [host ^ 0xFF; 32],
+        tpm_manufacturer: "id:00001014".into(),
+        enrolled_at,
+    }
+}
+
+#[test]
+fn records_each_host_key_once_and_lists_them_oldest_first() {
+    let (_dir, ledger) = temp_ledger();
+    assert!(ledger.enrol_host(&host_key(1, 1, 100)).unwrap());
+    assert!(ledger.enrol_host(&host_key(1, 2, 200)).unwrap());
+    assert!(ledger.enrol_host(&host_key(2, 1, 150)).unwrap());
+
+    // The same AK again keeps the first record.
+    assert!(!ledger.enrol_host(&host_key(1, 1, 900)).unwrap());
+
+    assert_eq!(
+        ledger.host_keys(&HostId([1; 32])).unwrap(),
+        [host_key(1, 1, 100), host_key(1, 2, 200)]
+    );
+    assert_eq!(
+        ledger.host_keys(&HostId([2; 32])).unwrap(),
+        [host_key(2, 1, 150)]
+    );
+    assert_eq!(ledger.host_keys(&HostId([3; 32])).unwrap(), []);
+}
+
 #[test]
 fn data_survives_reopening_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -448,6 +481,7 @@ fn data_survives_reopening_the_file() {
         ledger.insert_license(&license(10, 1, "acme", 5)).unwrap();
         ledger.insert_license(&license(11, 1, "acme", 6)).unwrap();
         ledger.revoke(&TokenId([10; 16]), "stolen", 7).unwrap();
+        ledger.enrol_host(&host_key(4, 1, 8)).unwrap();
     }
 
     let ledger = SqliteLedger::open(&path).unwrap();
@@ -460,6 +494,10 @@ fn data_survives_reopening_the_file() {
     assert_eq!(
         ledger.revoke(&TokenId([11; 16]), "ended", 8).unwrap().seq,
         2
+    );
+    assert_eq!(
+        ledger.host_keys(&HostId([4; 32])).unwrap(),
+        [host_key(4, 1, 8)]
     );
 }
 
@@ -474,8 +512,8 @@ fn refuses_a_database_from_a_newer_schema() {
         matches!(
             err,
             LedgerError::SchemaVersion {
-                found: 3,
-                supported: 2
+                found: 4,
+                supported: 3
             }
         ),
         "{err:?}"
@@ -500,6 +538,6 @@ fn in_memory_ledgers_work_for_tests() {
 
 fn bump_schema(path: &Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute("INSERT INTO schema_version (version) VALUES (3)", [])
+    conn.execute("INSERT INTO schema_version (version) VALUES (4)", [])
         .unwrap();
 }

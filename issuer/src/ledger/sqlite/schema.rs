@@ -15,7 +15,8 @@ use crate::ledger::LedgerError;
 /// 1: one revocation row per list version (`revocations.seq` its key).
 /// 2: revocation rows keyed by `id`, several may share a `seq`, so one
 ///    revocation call (a whole lineage) makes one list version.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+/// 3: `host_keys`, the hosts' attestation keys.
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -55,6 +56,15 @@ CREATE TABLE IF NOT EXISTS revocations (
     revoked_at INTEGER NOT NULL,
     reason     TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS host_keys (
+    host_id          BLOB NOT NULL CHECK (length(host_id) = 32),
+    ak_name          BLOB NOT NULL CHECK (length(ak_name) BETWEEN 34 AND 66),
+    ak_public        BLOB NOT NULL,
+    ek_cert_sha256   BLOB NOT NULL CHECK (length(ek_cert_sha256) = 32),
+    tpm_manufacturer TEXT NOT NULL,
+    enrolled_at      INTEGER NOT NULL,
+    PRIMARY KEY (host_id, ak_name)
+);
 ";
 
 /// Indexes on tables whose shape changed; created after any migration.
@@ -81,6 +91,8 @@ ALTER TABLE revocations_v2 RENAME TO revocations;
 
 /// Creates missing tables and brings an older schema up to
 /// [`SCHEMA_VERSION`], inside the caller's transaction.
+///
+/// Version 2 to 3 only adds `host_keys`, which [`TABLES`] has just created.
 pub(super) fn prepare(tx: &Transaction<'_>) -> Result<(), LedgerError> {
     tx.execute_batch(TABLES).map_err(classify)?;
     let found: Option<i64> = tx
@@ -90,7 +102,7 @@ pub(super) fn prepare(tx: &Transaction<'_>) -> Result<(), LedgerError> {
         // A new database: the tables above are already the current ones.
         None => {}
         Some(1) => tx.execute_batch(MIGRATE_1_TO_2).map_err(classify)?,
-        Some(SCHEMA_VERSION) => {}
+        Some(2 | SCHEMA_VERSION) => {}
         Some(v) if v > SCHEMA_VERSION => {
             return Err(LedgerError::SchemaVersion {
                 found: v,

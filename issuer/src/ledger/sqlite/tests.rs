@@ -313,7 +313,7 @@ fn migrates_a_version_1_database_keeping_its_list() {
         .conn()
         .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let (seq, entries) = ledger.revocations().unwrap();
     assert_eq!(seq, 2);
     let order: Vec<_> = entries.iter().map(|e| e.reason.as_str()).collect();
@@ -327,6 +327,65 @@ fn migrates_a_version_1_database_keeping_its_list() {
     // Opening again changes nothing.
     let ledger = SqliteLedger::open(&path).unwrap();
     assert_eq!(ledger.revocations().unwrap().0, 3);
+}
+
+#[test]
+fn migrates_a_version_2_database_by_adding_host_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    {
+        let ledger = SqliteLedger::open(&path).unwrap();
+        ledger
+            .enrol_chip(&ChipRecord {
+                chip_id: ChipId([1; 32]),
+                model: "CW-100".into(),
+                identity_cert: vec![0x30],
+                enrolled_at: 1,
+            })
+            .unwrap();
+        ledger
+            .insert_license(&numbered(1, None, LicenseState::Active))
+            .unwrap();
+        // What version 2 looked like: no host_keys table.
+        ledger
+            .conn()
+            .execute_batch(
+                "DROP TABLE host_keys; DELETE FROM schema_version; \
+                 INSERT INTO schema_version (version) VALUES (2);",
+            )
+            .unwrap();
+    }
+
+    let ledger = SqliteLedger::open(&path).unwrap();
+    let version: i64 = ledger
+        .conn()
+        .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    assert!(ledger.license(&token(1)).unwrap().is_some());
+    let host = HostRecord {
+        host_id: HostId([7; 32]),
+        ak_name: [&[0x00, 0x0B][..], &[7; 32]].concat(),
+        ak_public: vec![0x00, 0x01, 0x07],
+        ek_cert_sha256: [8; 32],
+        tpm_manufacturer: String::new(),
+        enrolled_at: 5,
+    };
+    assert!(ledger.enrol_host(&host).unwrap());
+    assert_eq!(ledger.host_keys(&HostId([7; 32])).unwrap(), [host]);
+}
+
+#[test]
+fn host_keys_refuse_ids_and_digests_of_the_wrong_length() {
+    let ledger = SqliteLedger::open_in_memory().unwrap();
+    let err = ledger
+        .conn()
+        .execute(
+            "INSERT INTO host_keys VALUES (x'01', x'000b', x'00', x'00', '', 1)",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("CHECK"), "{err}");
 }
 
 #[test]
