@@ -1,6 +1,8 @@
 //! The Chipward license issuer: enrols chip identities, mints license tokens
 //! bound to a chip, a tenant and a site, renews them against passing
-//! attestation results, and revokes them.
+//! attestation results, and revokes them. It also enrols hosts: it binds a
+//! host's TPM attestation key to its certified endorsement key by
+//! credential activation and signs an AK binding ([`host_enrolment`]).
 //!
 //! [`IssuerService`] implements the `chipward.v1.Issuer` gRPC service over a
 //! [`ledger::Ledger`]; [`serve`] runs it on a listener the caller bound, so
@@ -20,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod enrolment;
 pub mod error;
+pub mod host_enrolment;
 pub mod ledger;
 mod published_list;
 pub mod renewal;
