@@ -27,6 +27,9 @@ pub const VERIFIER_KEY_FILE: &str = "verifier-result.pub";
 /// Longest lifetime, backdate or look-ahead the configuration may allow:
 /// ten years, in seconds.
 const MAX_CONFIGURED_SPAN: u64 = 10 * 365 * 86_400;
+/// Longest a host enrolment may wait for its credential: one day, in
+/// seconds.
+const MAX_HOST_ENROLMENT_TTL: i64 = 86_400;
 
 /// The configuration file, as written. Every key is optional.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -68,6 +71,16 @@ pub struct IssuerConfig {
     /// Largest gRPC request the server decodes, in bytes. Default 1048576
     /// (1 MiB).
     pub max_message_bytes: u64,
+    /// PEM files of TPM manufacturer CA certificates that host EK
+    /// certificate chains must reach; each file may hold several
+    /// certificates, every one of which becomes a trust anchor. Default
+    /// empty, which refuses every host enrolment.
+    pub tpm_roots: Vec<PathBuf>,
+    /// How long a begun host enrolment waits for its credential, in seconds.
+    /// Default 300; at most 86400.
+    pub host_enrolment_ttl_secs: u64,
+    /// Lifetime of an AK binding, in seconds. Default 2592000 (30 days).
+    pub ak_binding_lifetime_secs: u64,
 }
 
 impl Default for IssuerConfig {
@@ -88,6 +101,9 @@ impl Default for IssuerConfig {
             renewal_max_result_age_secs: secs(settings.renewal_max_result_age_secs),
             clock_skew_secs: secs(settings.clock_skew_secs),
             max_message_bytes: settings.max_message_bytes as u64,
+            tpm_roots: Vec::new(),
+            host_enrolment_ttl_secs: secs(settings.host_enrolment_ttl_secs),
+            ak_binding_lifetime_secs: secs(settings.ak_binding_lifetime_secs),
         }
     }
 }
@@ -116,6 +132,10 @@ pub struct IssuerSettings {
     pub clock_skew_secs: i64,
     /// Bytes; default 1048576.
     pub max_message_bytes: usize,
+    /// Seconds; default 300, at most 86400.
+    pub host_enrolment_ttl_secs: i64,
+    /// Seconds; default 2592000.
+    pub ak_binding_lifetime_secs: i64,
 }
 
 impl Default for IssuerSettings {
@@ -130,6 +150,8 @@ impl Default for IssuerSettings {
             renewal_max_result_age_secs: 300,
             clock_skew_secs: 60,
             max_message_bytes: 1024 * 1024,
+            host_enrolment_ttl_secs: 300,
+            ak_binding_lifetime_secs: 30 * 86_400,
         }
     }
 }
@@ -260,6 +282,11 @@ impl IssuerConfig {
                     reason: "out of range",
                 }
             })?,
+            host_enrolment_ttl_secs: span("host_enrolment_ttl_secs", self.host_enrolment_ttl_secs)?,
+            ak_binding_lifetime_secs: span(
+                "ak_binding_lifetime_secs",
+                self.ak_binding_lifetime_secs,
+            )?,
         };
         settings.check()?;
         Ok(settings)
@@ -300,6 +327,27 @@ impl IssuerConfig {
             anchor,
             verifier_keys,
         })
+    }
+
+    /// Reads every certificate in every `tpm_roots` file as a trust anchor
+    /// for host EK certificate chains, in file order.
+    pub fn load_tpm_roots(&self) -> Result<Vec<TrustAnchor>, ConfigError> {
+        let mut anchors = Vec::new();
+        for path in &self.tpm_roots {
+            let certs =
+                pem::parse_certificates(&read(path)?).map_err(|source| ConfigError::Pem {
+                    path: path.clone(),
+                    source,
+                })?;
+            for der in certs {
+                let anchor = TrustAnchor::from_der(&der).map_err(|source| ConfigError::Anchor {
+                    path: path.clone(),
+                    source,
+                })?;
+                anchors.push(anchor);
+            }
+        }
+        Ok(anchors)
     }
 
     fn load_verifier_keys(&self) -> Result<TrustedKeys, ConfigError> {
@@ -344,6 +392,12 @@ impl IssuerSettings {
         if !(4096..=64 * 1024 * 1024).contains(&self.max_message_bytes) {
             return invalid("max_message_bytes", "must be 4096 to 67108864");
         }
+        if !(1..=MAX_HOST_ENROLMENT_TTL).contains(&self.host_enrolment_ttl_secs) {
+            return invalid("host_enrolment_ttl_secs", "must be 1 to 86400");
+        }
+        if self.ak_binding_lifetime_secs < 1 {
+            return invalid("ak_binding_lifetime_secs", "must be at least 1");
+        }
         let spans = [
             ("max_backdate_secs", self.max_backdate_secs),
             ("max_future_start_secs", self.max_future_start_secs),
@@ -386,6 +440,9 @@ mod tests {
         assert_eq!(s.renewal_max_result_age_secs, 300);
         assert_eq!(s.clock_skew_secs, 60);
         assert_eq!(s.max_message_bytes, 1_048_576);
+        assert!(config.tpm_roots.is_empty());
+        assert_eq!(s.host_enrolment_ttl_secs, 300);
+        assert_eq!(s.ak_binding_lifetime_secs, 2_592_000);
     }
 
     #[test]
@@ -432,6 +489,13 @@ mod tests {
             ("issuer_name = \"\"", "issuer_name"),
             ("audience = \"\"", "audience"),
             ("clock_skew_secs = 999999999999", "clock_skew_secs"),
+            ("host_enrolment_ttl_secs = 0", "host_enrolment_ttl_secs"),
+            ("host_enrolment_ttl_secs = 86401", "host_enrolment_ttl_secs"),
+            ("ak_binding_lifetime_secs = 0", "ak_binding_lifetime_secs"),
+            (
+                "ak_binding_lifetime_secs = 999999999999",
+                "ak_binding_lifetime_secs",
+            ),
         ];
         for (text, key) in cases {
             let err = IssuerConfig::parse(text).unwrap().settings().unwrap_err();
@@ -585,6 +649,78 @@ mod tests {
         .unwrap();
         let err = config.load_pki().unwrap_err();
         assert!(matches!(err, ConfigError::Key { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn loads_every_certificate_of_every_tpm_root_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = DevPki::create(&dir.path().join("one"), "CW-100").unwrap();
+        let two = DevPki::create(&dir.path().join("two"), "CW-200").unwrap();
+        let both = dir.path().join("both.pem");
+        let single = dir.path().join("single.pem");
+        fs::write(
+            &both,
+            pem::certificate_to_pem(one.root_cert_der())
+                + &pem::certificate_to_pem(&one.chip_ca.cert_der),
+        )
+        .unwrap();
+        fs::write(&single, pem::certificate_to_pem(two.root_cert_der())).unwrap();
+
+        let config = IssuerConfig::parse(&format!(
+            "tpm_roots = [{:?}, {:?}]",
+            both.display(),
+            single.display()
+        ))
+        .unwrap();
+        let anchors = config.load_tpm_roots().unwrap();
+        let ders: Vec<&[u8]> = anchors.iter().map(TrustAnchor::der).collect();
+        assert_eq!(
+            ders,
+            [
+                one.root_cert_der(),
+                &one.chip_ca.cert_der[..],
+                two.root_cert_der()
+            ]
+        );
+        assert!(IssuerConfig::default().load_tpm_roots().unwrap().is_empty());
+    }
+
+    #[test]
+    fn names_the_tpm_root_file_that_is_missing_empty_or_not_a_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = DevPki::create(&dir.path().join("pki"), "CW-100").unwrap();
+        let with = |path: &Path| IssuerConfig {
+            tpm_roots: vec![path.to_path_buf()],
+            ..IssuerConfig::default()
+        };
+
+        let missing = dir.path().join("missing.pem");
+        let err = with(&missing).load_tpm_roots().unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Read { ref path, .. } if *path == missing),
+            "{err:?}"
+        );
+
+        let empty = dir.path().join("empty.pem");
+        fs::write(&empty, "").unwrap();
+        let err = with(&empty).load_tpm_roots().unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Pem { ref path, .. } if *path == empty),
+            "{err:?}"
+        );
+
+        let alias_key = chipward_certs::keys::P384Key::generate().unwrap();
+        let alias = pki
+            .chip_ca
+            .issue_alias(&alias_key.public_key_spki_der(), "CW-100", "1.0.0")
+            .unwrap();
+        let leaf = dir.path().join("leaf.pem");
+        fs::write(&leaf, pem::certificate_to_pem(&alias)).unwrap();
+        let err = with(&leaf).load_tpm_roots().unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Anchor { ref path, .. } if *path == leaf),
+            "{err:?}"
+        );
     }
 
     fn sample_result() -> chipward_proto::result::AttestationResult {
