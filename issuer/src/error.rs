@@ -7,12 +7,14 @@
 //! codes are listed in the crate README.
 
 use chipward_certs::chain::ChainError;
+use chipward_certs::tpm_credential::CredentialError;
 use chipward_proto::{ChipId, TokenId};
 use thiserror::Error;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
 use crate::enrolment::ProfileError;
+use crate::host_enrolment::{HostEnrolmentError, KeyRole, PublicAreaError};
 use crate::ledger::{LedgerError, LicenseState};
 use crate::renewal::RenewalError;
 use crate::request::InputError;
@@ -49,6 +51,9 @@ pub enum ServiceError {
     /// A renewal was refused.
     #[error(transparent)]
     Renewal(#[from] RenewalError),
+    /// A host enrolment step was refused or failed.
+    #[error(transparent)]
+    HostEnrolment(#[from] HostEnrolmentError),
     /// The ledger refused or failed.
     #[error("ledger call failed")]
     Ledger(#[from] LedgerError),
@@ -118,6 +123,7 @@ impl ServiceError {
                     (Code::PermissionDenied, "renewal_result_future", Security)
                 }
             },
+            Self::HostEnrolment(e) => classify_host(e),
             Self::Ledger(e) => match e {
                 LedgerError::Conflict { .. } => (Code::AlreadyExists, "chip_conflict", Security),
                 LedgerError::UnknownChip { .. } => {
@@ -155,7 +161,20 @@ impl ServiceError {
     /// The status text: what failed, without internals.
     fn public_message(&self) -> String {
         match self {
-            Self::ChainInvalid(source) => format!("{self}: {source}"),
+            Self::ChainInvalid(source)
+            | Self::HostEnrolment(HostEnrolmentError::EkChain(source)) => {
+                format!("{self}: {source}")
+            }
+            Self::HostEnrolment(HostEnrolmentError::PublicArea(PublicAreaError::Malformed {
+                source,
+                ..
+            })) => format!("{self}: {source}"),
+            Self::HostEnrolment(HostEnrolmentError::Seal(
+                source @ CredentialError::UnsupportedEk(_),
+            )) => format!("{self}: {source}"),
+            Self::HostEnrolment(HostEnrolmentError::Seal(_) | HostEnrolmentError::Random) => {
+                "internal error".into()
+            }
             Self::Ledger(LedgerError::Conflict { .. }) => {
                 "chip is already enrolled with a different identity certificate".into()
             }
@@ -171,7 +190,49 @@ impl ServiceError {
             | Self::NotDeviceIdentity(_)
             | Self::ChipNotEnrolled { .. }
             | Self::LicenseNotFound { .. }
-            | Self::Renewal(_) => self.to_string(),
+            | Self::Renewal(_)
+            | Self::HostEnrolment(_) => self.to_string(),
+        }
+    }
+}
+
+/// The gRPC code, stable code and log severity of a host enrolment failure.
+fn classify_host(e: &HostEnrolmentError) -> (Code, &'static str, Severity) {
+    use Severity::{BadRequest, Fault, Security};
+    match e {
+        HostEnrolmentError::NoTpmRoots => (Code::FailedPrecondition, "no_tpm_roots", Fault),
+        HostEnrolmentError::EkChain(_) => (Code::InvalidArgument, "ek_chain_invalid", Security),
+        HostEnrolmentError::PublicArea(area) => {
+            let code = match (area, area.role()) {
+                (PublicAreaError::EccEk, _) => "ek_unsupported",
+                (PublicAreaError::EkMismatch, _) => "ek_mismatch",
+                (_, KeyRole::Ek) => "ek_public_invalid",
+                (_, KeyRole::Ak) => "ak_public_invalid",
+            };
+            let severity = match area {
+                PublicAreaError::Malformed { .. } | PublicAreaError::EccEk => BadRequest,
+                _ => Security,
+            };
+            (Code::InvalidArgument, code, severity)
+        }
+        HostEnrolmentError::Seal(CredentialError::UnsupportedEk(_)) => {
+            (Code::InvalidArgument, "ek_unsupported", BadRequest)
+        }
+        HostEnrolmentError::Seal(_) | HostEnrolmentError::Random => {
+            (Code::Internal, "internal", Fault)
+        }
+        HostEnrolmentError::TooManyPending { .. }
+        | HostEnrolmentError::TooManyPendingForHost { .. } => {
+            (Code::ResourceExhausted, "host_enrolments_full", Security)
+        }
+        HostEnrolmentError::NotFound => (Code::NotFound, "host_enrolment_not_found", BadRequest),
+        HostEnrolmentError::Expired { .. } => (
+            Code::FailedPrecondition,
+            "host_enrolment_expired",
+            BadRequest,
+        ),
+        HostEnrolmentError::CredentialMismatch { .. } => {
+            (Code::PermissionDenied, "credential_mismatch", Security)
         }
     }
 }
@@ -355,6 +416,126 @@ mod tests {
             chip_id: ChipId([1; 32]),
         });
         assert_eq!(status(err).0, Code::AlreadyExists);
+    }
+
+    #[test]
+    fn host_enrolment_failures_get_their_own_codes() {
+        use crate::host_enrolment::HostId;
+
+        let host = |e: HostEnrolmentError| status(ServiceError::HostEnrolment(e));
+        let area = |e: PublicAreaError| host(HostEnrolmentError::PublicArea(e));
+        assert_eq!(
+            host(HostEnrolmentError::NoTpmRoots),
+            (
+                Code::FailedPrecondition,
+                "no tpm roots configured".into(),
+                "no_tpm_roots".into()
+            )
+        );
+        let chain = ChainError::IssuerMismatch {
+            link: Link::Certificate(1),
+            subject: "CN=ek ca".into(),
+        };
+        assert_eq!(
+            host(HostEnrolmentError::EkChain(chain)),
+            (
+                Code::InvalidArgument,
+                "ek certificate chain refused: certificate 1 (CN=ek ca): \
+                 issuer name does not match the subject of its signer"
+                    .into(),
+                "ek_chain_invalid".into()
+            )
+        );
+        let malformed = PublicAreaError::Malformed {
+            role: KeyRole::Ak,
+            source: chipward_proto::tpm::TpmError::TrailingBytes(3),
+        };
+        assert_eq!(
+            area(malformed),
+            (
+                Code::InvalidArgument,
+                "ak public area is malformed: 3 bytes after the structure".into(),
+                "ak_public_invalid".into()
+            )
+        );
+        let missing = PublicAreaError::MissingAttribute {
+            role: KeyRole::Ek,
+            attribute: "decrypt",
+        };
+        assert_eq!(area(missing).2, "ek_public_invalid");
+        assert_eq!(
+            area(PublicAreaError::Curve { curve: 5 }).2,
+            "ak_public_invalid"
+        );
+        assert_eq!(area(PublicAreaError::EccEk).2, "ek_unsupported");
+        assert_eq!(
+            area(PublicAreaError::EkMismatch),
+            (
+                Code::InvalidArgument,
+                "ek public area does not match the ek certificate".into(),
+                "ek_mismatch".into()
+            )
+        );
+        let weak = HostEnrolmentError::Seal(CredentialError::UnsupportedEk("not a usable rsa key"));
+        assert_eq!(
+            host(weak),
+            (
+                Code::InvalidArgument,
+                "credential sealing failed: unsupported endorsement key: not a usable rsa key"
+                    .into(),
+                "ek_unsupported".into()
+            )
+        );
+        let full = host(HostEnrolmentError::TooManyPendingForHost {
+            host_id: HostId([1; 32]),
+            max: 4,
+        });
+        assert_eq!(
+            (full.0, full.2.as_str()),
+            (Code::ResourceExhausted, "host_enrolments_full")
+        );
+        let full = host(HostEnrolmentError::TooManyPending { max: 10 });
+        assert_eq!(full.0, Code::ResourceExhausted);
+        assert_eq!(
+            host(HostEnrolmentError::NotFound),
+            (
+                Code::NotFound,
+                "host enrolment not found".into(),
+                "host_enrolment_not_found".into()
+            )
+        );
+        assert_eq!(
+            host(HostEnrolmentError::Expired { expired_at: 9 }),
+            (
+                Code::FailedPrecondition,
+                "host enrolment expired at 9; begin again".into(),
+                "host_enrolment_expired".into()
+            )
+        );
+        assert_eq!(
+            host(HostEnrolmentError::CredentialMismatch {
+                host_id: HostId([1; 32])
+            }),
+            (
+                Code::PermissionDenied,
+                "credential does not match; begin again".into(),
+                "credential_mismatch".into()
+            )
+        );
+    }
+
+    #[test]
+    fn host_enrolment_faults_hide_their_details() {
+        for err in [
+            HostEnrolmentError::Random,
+            HostEnrolmentError::Seal(CredentialError::Crypto),
+            HostEnrolmentError::Seal(CredentialError::Name),
+        ] {
+            assert_eq!(
+                status(ServiceError::HostEnrolment(err)),
+                (Code::Internal, "internal error".into(), "internal".into())
+            );
+        }
     }
 
     #[test]

@@ -59,12 +59,15 @@ async fn main() -> anyhow::Result<()> {
     config.database = db.unwrap_or(config.database);
     let settings = config.settings()?;
     let pki = config.load_pki()?;
+    let tpm_roots = config.load_tpm_roots()?;
+    tracing::info!(count = tpm_roots.len(), "tpm roots loaded");
 
     let database = config.database.clone();
     let ledger = tokio::task::spawn_blocking(move || SqliteLedger::open(&database))
         .await?
         .with_context(|| format!("cannot open ledger {}", config.database.display()))?;
-    let service = IssuerService::from_pki(settings, pki, Arc::new(ledger), Arc::new(SystemClock));
+    let service = IssuerService::from_pki(settings, pki, Arc::new(ledger), Arc::new(SystemClock))
+        .with_tpm_roots(tpm_roots);
 
     let listener = TcpListener::bind(config.listen)
         .await

@@ -13,6 +13,7 @@ use chipward_proto::{ChipId, TokenId};
 use thiserror::Error;
 
 use crate::config::IssuerSettings;
+use crate::host_enrolment::EnrolmentId;
 use crate::ledger::LicenseFilter;
 
 /// Most certificates an enrolment chain may hold, vendor root included.
@@ -21,6 +22,12 @@ pub const MAX_CHAIN_LEN: usize = 8;
 pub const MAX_LIST_LIMIT: usize = 1000;
 /// Most entitlements one license may carry.
 pub const MAX_ENTITLEMENTS: usize = 32;
+/// Largest TPM2B_PUBLIC accepted, in bytes: the size field and the largest
+/// TPMT_PUBLIC the parser reads.
+pub const MAX_TPM_PUBLIC_LEN: usize = 2 + 1024;
+/// Largest credential accepted back from a host, in bytes: a TPM2B_DIGEST
+/// holds at most a SHA-512 digest.
+pub const MAX_CREDENTIAL_LEN: usize = 64;
 
 /// Tenants are lowercase identifiers: the verifier and every log compare
 /// them byte for byte, so look-alikes (case, invisible or bidirectional
@@ -275,17 +282,45 @@ pub fn attestation_result(bytes: &[u8]) -> Result<(), InputError> {
     }
 }
 
-/// Checks the length of an enrolment chain before any certificate is read.
-pub fn chain_len(chain: &[Vec<u8>]) -> Result<(), InputError> {
+/// Checks the length of an enrolment chain (`cert_chain` or
+/// `ek_cert_chain`) before any certificate is read.
+pub fn chain_len(chain: &[Vec<u8>], field: &'static str) -> Result<(), InputError> {
     match chain.len() {
-        0 => Err(InputError::Missing {
-            field: "cert_chain",
-        }),
+        0 => Err(InputError::Missing { field }),
         n if n > MAX_CHAIN_LEN => Err(InputError::TooMany {
-            field: "cert_chain",
+            field,
             max: MAX_CHAIN_LEN,
             got: n,
         }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that a TPM2B_PUBLIC field is present and no larger than any TPM
+/// writes, before it is parsed.
+pub fn tpm_public(bytes: &[u8], field: &'static str) -> Result<(), InputError> {
+    bounded_bytes(bytes, field, MAX_TPM_PUBLIC_LEN)
+}
+
+/// Parses a host enrolment id.
+pub fn enrolment_id(text: &str) -> Result<EnrolmentId, InputError> {
+    let field = "enrolment_id";
+    if text.is_empty() {
+        return Err(InputError::Missing { field });
+    }
+    EnrolmentId::parse(text).map_err(|source| InputError::BadId { field, source })
+}
+
+/// Checks that a returned credential is present and no longer than a TPM
+/// can return.
+pub fn credential(bytes: &[u8]) -> Result<(), InputError> {
+    bounded_bytes(bytes, "credential", MAX_CREDENTIAL_LEN)
+}
+
+fn bounded_bytes(bytes: &[u8], field: &'static str, max: usize) -> Result<(), InputError> {
+    match bytes.len() {
+        0 => Err(InputError::Missing { field }),
+        got if got > max => Err(InputError::TooLarge { field, max, got }),
         _ => Ok(()),
     }
 }
@@ -742,20 +777,77 @@ mod tests {
     #[test]
     fn chains_must_hold_one_to_eight_certificates() {
         assert_eq!(
-            chain_len(&[]),
+            chain_len(&[], "cert_chain"),
             Err(InputError::Missing {
                 field: "cert_chain"
             })
         );
-        assert!(chain_len(&vec![vec![0]; 8]).is_ok());
+        assert!(chain_len(&vec![vec![0]; 8], "cert_chain").is_ok());
         assert_eq!(
-            chain_len(&vec![vec![0]; 9]),
+            chain_len(&vec![vec![0]; 9], "ek_cert_chain"),
             Err(InputError::TooMany {
-                field: "cert_chain",
+                field: "ek_cert_chain",
                 max: 8,
                 got: 9
             })
         );
+    }
+
+    #[test]
+    fn host_enrolment_fields_are_present_and_bounded() {
+        assert_eq!(
+            tpm_public(&[], "ak_public"),
+            Err(InputError::Missing { field: "ak_public" })
+        );
+        assert!(tpm_public(&[0; MAX_TPM_PUBLIC_LEN], "ek_public").is_ok());
+        assert_eq!(
+            tpm_public(&[0; MAX_TPM_PUBLIC_LEN + 1], "ek_public")
+                .unwrap_err()
+                .to_string(),
+            "ek_public is 1027 bytes, at most 1026 allowed"
+        );
+        assert_eq!(
+            credential(&[]),
+            Err(InputError::Missing {
+                field: "credential"
+            })
+        );
+        assert!(credential(&[7; 64]).is_ok());
+        assert!(matches!(
+            credential(&[7; 65]),
+            Err(InputError::TooLarge {
+                max: 64,
+                got: 65,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn enrolment_ids_are_32_hex_digits() {
+        assert_eq!(
+            enrolment_id(&"a0".repeat(16)).unwrap(),
+            EnrolmentId([0xa0; 16])
+        );
+        assert_eq!(
+            enrolment_id(""),
+            Err(InputError::Missing {
+                field: "enrolment_id"
+            })
+        );
+        for bad in ["a0", &"zz".repeat(16), &"a0".repeat(17), &"é".repeat(16)] {
+            let err = enrolment_id(bad).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    InputError::BadId {
+                        field: "enrolment_id",
+                        ..
+                    }
+                ),
+                "{bad}: {err:?}"
+            );
+        }
     }
 
     #[test]

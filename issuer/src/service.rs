@@ -1,13 +1,15 @@
 //! The `chipward.v1.Issuer` gRPC service: enrolment, issuance, look-up,
-//! renewal and revocation of licenses.
+//! renewal and revocation of licenses, and host enrolment (binding a TPM
+//! attestation key by credential activation, in `service/host.rs`).
 //!
 //! Every request is attacker-controlled. Fields are checked in
 //! [`crate::request`], certificate chains by `chipward_certs::chain` and
 //! then against the device-identity profile in [`crate::enrolment`],
-//! attestation results in [`crate::renewal`]; only then does the service
-//! sign anything or write to the ledger. Ledger calls and chain validation
-//! run on the blocking pool. The service reads the time only from the
-//! [`Clock`] it was given.
+//! attestation results in [`crate::renewal`], TPM keys and credentials in
+//! [`crate::host_enrolment`]; only then does the service sign anything or
+//! write to the ledger. Ledger calls and chain validation run on the
+//! blocking pool. The service reads the time only from the [`Clock`] it was
+//! given.
 //!
 //! It does not screen tenants against restricted-party lists and keeps no
 //! audit log of its own: both belong to layers that are not built yet.
@@ -21,9 +23,11 @@ use chipward_proto::TokenId;
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_server::Issuer;
 use chipward_proto::grpc::{
-    EnrolChipRequest, EnrolChipResponse, GetLicenseRequest, GetRevocationListRequest,
-    IssueLicenseRequest, License, LicenseResponse, ListLicensesRequest, ListLicensesResponse,
-    RenewLicenseRequest, RevocationListResponse, RevokeLicenseRequest, RevokeLicenseResponse, Site,
+    BeginHostEnrolmentRequest, BeginHostEnrolmentResponse, CompleteHostEnrolmentRequest,
+    CompleteHostEnrolmentResponse, EnrolChipRequest, EnrolChipResponse, GetLicenseRequest,
+    GetRevocationListRequest, IssueLicenseRequest, License, LicenseResponse, ListLicensesRequest,
+    ListLicensesResponse, RenewLicenseRequest, RevocationListResponse, RevokeLicenseRequest,
+    RevokeLicenseResponse, Site,
 };
 use chipward_proto::license::LicenseClaims;
 use chipward_proto::request_id::request_id;
@@ -36,10 +40,13 @@ use crate::clock::Clock;
 use crate::config::{ConfigError, IssuerSettings, PkiMaterial};
 use crate::enrolment;
 use crate::error::{ServiceError, Severity};
+use crate::host_enrolment::PendingEnrolments;
 use crate::ledger::{ChipRecord, Ledger, LedgerError, LicenseRecord, LicenseState};
 use crate::published_list::PublishedList;
 use crate::renewal::{self, RenewalApproval, RenewalPolicy};
 use crate::request::{self, IssueTerms};
+
+mod host;
 
 /// The issuer service; hand it to [`crate::serve`].
 pub struct IssuerService {
@@ -53,6 +60,10 @@ pub struct IssuerService {
     rng: SystemRandom,
     /// The revocation list last signed, shared by fetches in one second.
     published: PublishedList,
+    /// TPM manufacturer roots that host EK chains must reach.
+    tpm_roots: Arc<[TrustAnchor]>,
+    /// Host enrolments waiting for their credential.
+    host_enrolments: PendingEnrolments,
 }
 
 impl IssuerService {
@@ -79,7 +90,18 @@ impl IssuerService {
             clock,
             rng: SystemRandom::new(),
             published: PublishedList::default(),
+            tpm_roots: Arc::new([]),
+            host_enrolments: PendingEnrolments::default(),
         }
+    }
+
+    /// Accepts host EK certificate chains that reach one of `roots` (TPM
+    /// manufacturer CAs), replacing any set before. Without roots, the
+    /// default, every host enrolment is refused with `FAILED_PRECONDITION`.
+    #[must_use]
+    pub fn with_tpm_roots(mut self, roots: Vec<TrustAnchor>) -> Self {
+        self.tpm_roots = roots.into();
+        self
     }
 
     /// A service from PKI material loaded by
@@ -140,7 +162,7 @@ impl IssuerService {
 
     async fn enrol(&self, chain: Vec<Vec<u8>>) -> Result<EnrolChipResponse, ServiceError> {
         // 1. Bound the chain before any certificate is read.
-        request::chain_len(&chain)?;
+        request::chain_len(&chain, "cert_chain")?;
 
         // 2. Validate it to the vendor root, off the async workers.
         let now = self.clock.now();
@@ -480,6 +502,34 @@ impl Issuer for IssuerService {
             signed_list: signed.as_ref().clone(),
             seq,
         }))
+    }
+
+    #[instrument(skip_all, fields(
+        rpc = "BeginHostEnrolment",
+        request_id = %request_id(&request),
+        host = field::Empty,
+        enrolment = field::Empty,
+    ))]
+    async fn begin_host_enrolment(
+        &self,
+        request: Request<BeginHostEnrolmentRequest>,
+    ) -> Result<Response<BeginHostEnrolmentResponse>, Status> {
+        let begun = self.begin_host(request.into_inner()).await;
+        begun.map(Response::new).map_err(reject)
+    }
+
+    #[instrument(skip_all, fields(
+        rpc = "CompleteHostEnrolment",
+        request_id = %request_id(&request),
+        host = field::Empty,
+        enrolment = field::Empty,
+    ))]
+    async fn complete_host_enrolment(
+        &self,
+        request: Request<CompleteHostEnrolmentRequest>,
+    ) -> Result<Response<CompleteHostEnrolmentResponse>, Status> {
+        let done = self.complete_host(request.into_inner()).await;
+        done.map(Response::new).map_err(reject)
     }
 }
 
