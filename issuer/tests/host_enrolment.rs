@@ -39,6 +39,10 @@ const CALL_LIMIT: Duration = Duration::from_secs(20);
 const TTL: i64 = 300;
 /// The default `ak_binding_lifetime_secs`.
 const BINDING_LIFETIME: i64 = 30 * 86_400;
+/// swtpm_localca's root certificate (PEM), in the swtpm's folder.
+const ROOT_CA: &str = "ca/swtpm-localca-rootca-cert.pem";
+/// swtpm_localca's issuing certificate (PEM), the EK certificate's issuer.
+const ISSUING_CA: &str = "ca/issuercert.pem";
 /// objectAttributes bit: restricted (TPM 2.0 Part 2, table 31).
 const RESTRICTED: u32 = 1 << 16;
 
@@ -63,7 +67,7 @@ impl Host {
         let ek_cert_nv = tpm.ek_certificate().unwrap();
         let ek_public = tpm.ek_public().unwrap();
         let ek_cert_file = std::fs::read(swtpm.dir.path().join("ek-certs/ek-rsa2048.crt")).unwrap();
-        let issuing_pem = std::fs::read_to_string(swtpm.issuer_ca_pem()).unwrap();
+        let issuing_pem = std::fs::read_to_string(swtpm.dir.path().join(ISSUING_CA)).unwrap();
         let [issuing_ca] =
             <[Vec<u8>; 1]>::try_from(pem::parse_certificates(&issuing_pem).unwrap()).unwrap();
         Self {
@@ -116,7 +120,7 @@ struct Issuer {
 /// the configuration code.
 async fn issuer_for(host: &Host) -> Issuer {
     let config = IssuerConfig {
-        tpm_roots: vec![host.swtpm.root_ca_pem()],
+        tpm_roots: vec![host.swtpm.dir.path().join(ROOT_CA)],
         ..IssuerConfig::default()
     };
     issuer_with(config.load_tpm_roots().unwrap()).await
@@ -646,6 +650,36 @@ async fn garbage_in_any_field_is_invalid_argument() {
     );
 
     // Refusals that precede the enrolment leave it in place: it completes.
+    let credential = host.activate(&begun);
+    issuer
+        .complete(&begun.enrolment_id, credential)
+        .await
+        .unwrap();
+    issuer.shut_down().await;
+}
+
+#[tokio::test]
+async fn bounds_the_enrolments_pending_for_one_host() {
+    let mut host = Host::start();
+    let mut issuer = issuer_for(&host).await;
+    let ak = host.tpm.create_ak().unwrap();
+
+    for _ in 0..4 {
+        issuer.begin(host.begin_request(&ak)).await.unwrap();
+    }
+    let status = refused(
+        issuer.begin(host.begin_request(&ak)).await,
+        Code::ResourceExhausted,
+        "host_enrolments_full",
+    );
+    assert_eq!(
+        status.message(),
+        "too many enrolments are pending for this host"
+    );
+
+    // Once they have expired they make room, and the new one completes.
+    issuer.clock.advance(TTL + 1);
+    let begun = issuer.begin(host.begin_request(&ak)).await.unwrap();
     let credential = host.activate(&begun);
     issuer
         .complete(&begun.enrolment_id, credential)
