@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chipward_certs::chain::ChainPolicy;
+use chipward_certs::chain::{ChainPolicy, TrustAnchor};
 use chipward_certs::pki::DevPki;
 use chipward_issuer::ledger::SqliteLedger;
 use chipward_issuer::{IssuerService, IssuerSettings, SystemClock};
@@ -26,7 +26,8 @@ use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
 use crate::chip::{LicenseState, golden_measurements};
-use crate::fleet::{self, FleetPlan, FleetReport, Vendor};
+use crate::fleet::{self, FleetPlan, FleetReport, Host, Vendor};
+use crate::host_firmware::host_policy;
 
 /// How often the demo verifier refreshes the revocation list.
 const REVOCATION_REFRESH: Duration = Duration::from_millis(200);
@@ -41,15 +42,20 @@ pub struct Services {
 }
 
 /// Creates a PKI under `dir` and starts issuer and verifier on
-/// `127.0.0.1`, on ports the system picks.
-pub async fn start_services(dir: &Path, plan: &FleetPlan) -> anyhow::Result<Services> {
+/// `127.0.0.1`, on ports the system picks. The issuer trusts `tpm_roots`
+/// (DER) for host EK certificates.
+pub async fn start_services(
+    dir: &Path,
+    plan: &FleetPlan,
+    tpm_roots: &[Vec<u8>],
+) -> anyhow::Result<Services> {
     let pki_dir = dir.join("pki");
     DevPki::create(&pki_dir, &plan.model)?;
     let mut stop = Vec::new();
 
     let issuer_listener = TcpListener::bind("127.0.0.1:0").await?;
     let issuer = issuer_listener.local_addr()?;
-    let issuer_service = issuer_service(&pki_dir, &dir.join("ledger.sqlite"))?;
+    let issuer_service = issuer_service(&pki_dir, &dir.join("ledger.sqlite"), tpm_roots)?;
     spawn_server(&mut stop, |shutdown| {
         chipward_issuer::serve(issuer_service, issuer_listener, shutdown)
     });
@@ -96,15 +102,24 @@ fn spawn_server<F, E>(
     });
 }
 
-fn issuer_service(pki_dir: &Path, db: &Path) -> anyhow::Result<IssuerService> {
+fn issuer_service(
+    pki_dir: &Path,
+    db: &Path,
+    tpm_roots: &[Vec<u8>],
+) -> anyhow::Result<IssuerService> {
     let pki = DevPki::load(pki_dir)?;
     let ledger = Arc::new(SqliteLedger::open(db)?);
-    Ok(IssuerService::from_dev_pki(
+    let anchors = tpm_roots
+        .iter()
+        .map(|der| TrustAnchor::from_der(der))
+        .collect::<Result<Vec<_>, _>>()?;
+    let service = IssuerService::from_dev_pki(
         IssuerSettings::default(),
         &pki,
         ledger,
         Arc::new(SystemClock),
-    )?)
+    )?;
+    Ok(service.with_tpm_roots(anchors))
 }
 
 fn verifier_parts(
@@ -129,18 +144,129 @@ fn verifier_parts(
         Challenges::new(NonceKey::generate(), 60_000),
         Arc::clone(&revocations),
         pki.verifier_result_key,
-    );
+    )
+    .with_host_policy(host_policy(&plan.host_firmware));
     Ok((Arc::new(appraiser), revocations, issuer_keys))
 }
 
-/// Starts the services in `dir` and runs `plan` against them over gRPC.
+/// Starts the services in `dir` (and swtpm hosts when it can) and runs
+/// `plan` against them over gRPC.
 pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
-    let services = start_services(dir, plan).await?;
+    let rig = HostRig::start(plan)?;
+    let services = start_services(dir, plan, &rig.tpm_roots).await?;
     let issuer = format!("http://{}", services.issuer);
     let verifier = format!("http://{}", services.verifier);
-    let report = run_against(&dir.join("pki"), &issuer, &verifier, plan).await?;
+    let hosts = rig.enrol(&issuer).await?;
+    let mut report = run_against(&dir.join("pki"), &issuer, &verifier, plan, &hosts).await?;
+    report.hosts_note = rig.note.clone();
     drop(services);
+    drop(rig);
     Ok(report)
+}
+
+/// The demo's hosts: swtpm-backed when the TPM backend is built and swtpm
+/// is installed, none otherwise, with a line saying which.
+pub struct HostRig {
+    /// TPM vendor roots (DER) the issuer must trust.
+    pub tpm_roots: Vec<Vec<u8>>,
+    /// What the demo says about its hosts.
+    pub note: String,
+    #[cfg(feature = "tpm")]
+    hosts: Vec<(Arc<crate::host::SimHost>, Vec<Vec<u8>>)>,
+    #[cfg(feature = "tpm")]
+    _swtpms: Vec<crate::swtpm::Swtpm>,
+}
+
+impl HostRig {
+    /// Starts `plan.hosts` swtpms and boots a host on each.
+    #[cfg(feature = "tpm")]
+    pub fn start(plan: &FleetPlan) -> anyhow::Result<Self> {
+        use crate::fleet::TENANTS;
+        use crate::host::SimHost;
+        if plan.hosts == 0 {
+            return Ok(Self::none("hosts: none asked for"));
+        }
+        if !crate::swtpm::available() {
+            return Ok(Self::none(
+                "hosts: none (swtpm is not installed; scripts/demo.sh installs it)",
+            ));
+        }
+        let chips_in_hosts = (plan.hosts * fleet::CHIPS_PER_HOST).min(plan.chips);
+        let mut rig = Self {
+            tpm_roots: Vec::new(),
+            note: format!(
+                "hosts: {} with a TPM 2.0 (swtpm), holding chips 0 to {}; their quotes are appraised with their chips",
+                plan.hosts,
+                chips_in_hosts.saturating_sub(1)
+            ),
+            hosts: Vec::new(),
+            _swtpms: Vec::new(),
+        };
+        for h in 0..plan.hosts {
+            let swtpm = crate::swtpm::Swtpm::start()?;
+            rig.tpm_roots.extend(pem_certs(&swtpm.root_ca_pem())?);
+            let intermediates = pem_certs(&swtpm.issuer_ca_pem())?;
+            let tenant = TENANTS[h % TENANTS.len()];
+            let host = SimHost::boot(
+                &format!("host-{h}"),
+                &swtpm.tcti(),
+                tenant,
+                &plan.host_firmware,
+            )?;
+            rig.hosts.push((Arc::new(host), intermediates));
+            rig._swtpms.push(swtpm);
+        }
+        Ok(rig)
+    }
+
+    /// Without the TPM backend there are no hosts.
+    #[cfg(not(feature = "tpm"))]
+    pub fn start(_plan: &FleetPlan) -> anyhow::Result<Self> {
+        Ok(Self::none(
+            "hosts: none (built without the tpm feature; scripts/demo.sh builds it)",
+        ))
+    }
+
+    fn none(note: &str) -> Self {
+        Self {
+            tpm_roots: Vec::new(),
+            note: note.to_owned(),
+            #[cfg(feature = "tpm")]
+            hosts: Vec::new(),
+            #[cfg(feature = "tpm")]
+            _swtpms: Vec::new(),
+        }
+    }
+
+    /// Binds each host's AK through the issuer at `issuer_url`.
+    pub async fn enrol(&self, issuer_url: &str) -> anyhow::Result<Vec<Arc<dyn Host>>> {
+        #[cfg(feature = "tpm")]
+        {
+            let mut out: Vec<Arc<dyn Host>> = Vec::new();
+            if self.hosts.is_empty() {
+                return Ok(out);
+            }
+            let mut issuer =
+                chipward_proto::grpc::issuer_client::IssuerClient::connect(issuer_url.to_owned())
+                    .await?;
+            for (host, intermediates) in &self.hosts {
+                crate::host::enrol(host, &mut issuer, intermediates.clone()).await?;
+                out.push(Arc::clone(host) as Arc<dyn Host>);
+            }
+            Ok(out)
+        }
+        #[cfg(not(feature = "tpm"))]
+        {
+            let _ = issuer_url;
+            Ok(Vec::new())
+        }
+    }
+}
+
+#[cfg(feature = "tpm")]
+fn pem_certs(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(chipward_certs::pem::parse_certificates(&text)?)
 }
 
 /// Runs `plan` against an issuer and a verifier already serving at these
@@ -150,6 +276,7 @@ pub async fn run_against(
     issuer_url: &str,
     verifier_url: &str,
     plan: &FleetPlan,
+    hosts: &[Arc<dyn Host>],
 ) -> anyhow::Result<FleetReport> {
     let pki = DevPki::load(pki_dir)?;
     let vendor = Vendor {
@@ -170,7 +297,7 @@ pub async fn run_against(
         .connect()
         .await?;
     let now = || verifier_service::system_clock()() / 1000;
-    fleet::run(plan, &vendor, issuer, verifier, now).await
+    fleet::run(plan, &vendor, issuer, verifier, hosts, now).await
 }
 
 /// The reference values a verifier needs for the fleet's firmware.
@@ -186,9 +313,28 @@ pub fn reference_values(plan: &FleetPlan) -> ReferenceValues {
 /// The per-chip table and the fleet summary, as printed by the demo.
 pub fn render(report: &FleetReport, show_all: bool) -> String {
     let mut out = String::new();
+    let row = |out: &mut String, cells: [&str; 10]| {
+        let [
+            n,
+            chip,
+            host,
+            tenant,
+            site,
+            fault,
+            verdict,
+            failed,
+            renewed,
+            runs,
+        ] = cells;
+        let _ = writeln!(
+            out,
+            "{n:>4}  {chip:<12}  {host:<6}  {tenant:<14}  {site:<6}  {fault:<17}  {verdict:<7}  {failed:<30}  {renewed:<18}  {runs}"
+        );
+    };
     let header = [
         "#",
         "chip",
+        "host",
         "tenant",
         "site",
         "fault",
@@ -197,24 +343,17 @@ pub fn render(report: &FleetReport, show_all: bool) -> String {
         "renewed",
         "runs",
     ];
-    let _ = writeln!(
-        out,
-        "{:>4}  {:<12}  {:<14}  {:<6}  {:<17}  {:<7}  {:<30}  {:<18}  {}",
-        header[0],
-        header[1],
-        header[2],
-        header[3],
-        header[4],
-        header[5],
-        header[6],
-        header[7],
-        header[8]
-    );
+    row(&mut out, header);
     for c in &report.chips {
         if !show_all && c.fault.is_none() && c.index >= 12 {
             continue;
         }
         let failed: Vec<&str> = c.failed.iter().map(|(claim, _)| claim.as_str()).collect();
+        let failed = if failed.is_empty() {
+            "-".to_owned()
+        } else {
+            failed.join(",")
+        };
         let renewed = match c.renewal {
             Ok(()) => "yes".to_owned(),
             Err(code) => format!("{code:?}"),
@@ -224,22 +363,22 @@ pub fn render(report: &FleetReport, show_all: bool) -> String {
             LicenseState::Grace => "grace",
             LicenseState::Lapsed => "REFUSES",
         };
-        let _ = writeln!(
-            out,
-            "{:>4}  {:<12}  {:<14}  {:<6}  {:<17}  {:<7}  {:<30}  {:<18}  {}",
-            c.index,
-            &c.chip_id[..12],
-            c.tenant,
-            c.site,
-            c.fault.map(|f| f.label()).unwrap_or("-"),
-            format!("{:?}", c.verdict).to_lowercase(),
-            if failed.is_empty() {
-                "-".to_owned()
-            } else {
-                failed.join(",")
-            },
-            renewed,
-            runs
+        let verdict = format!("{:?}", c.verdict).to_lowercase();
+        let index = c.index.to_string();
+        row(
+            &mut out,
+            [
+                &index,
+                &c.chip_id[..12],
+                c.host.as_deref().unwrap_or("-"),
+                &c.tenant,
+                &c.site,
+                c.fault.map(|f| f.label()).unwrap_or("-"),
+                &verdict,
+                &failed,
+                &renewed,
+                runs,
+            ],
         );
     }
     if !show_all {
@@ -256,6 +395,20 @@ pub fn render(report: &FleetReport, show_all: bool) -> String {
         "\nFleet summary: {total} chips in {:.1} s",
         report.elapsed.as_secs_f64()
     );
+    let _ = writeln!(out, "  {}", report.hosts_note);
+    let hosted: Vec<&fleet::ChipOutcome> =
+        report.chips.iter().filter(|c| c.host.is_some()).collect();
+    if !hosted.is_empty() {
+        let host_failures = hosted
+            .iter()
+            .filter(|c| c.failed.iter().any(|(claim, _)| claim.starts_with("host.")))
+            .count();
+        let _ = writeln!(
+            out,
+            "  host quotes: {} appraised with their chips, {host_failures} with a failed host claim",
+            hosted.len()
+        );
+    }
     let _ = writeln!(
         out,
         "  compliant: {} of {total}; renewed: {renewed}",

@@ -13,9 +13,10 @@ use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_client::IssuerClient;
 use chipward_proto::grpc::verifier_client::VerifierClient;
 use chipward_proto::grpc::{
-    AppraiseRequest, ChallengeRequest, EnrolChipRequest, InfoRequest, IssueLicenseRequest,
-    RenewLicenseRequest, RevokeLicenseRequest, Site,
+    AppraiseRequest, ChallengeRequest, EnrolChipRequest, HostEvidence, InfoRequest,
+    IssueLicenseRequest, RenewLicenseRequest, RevokeLicenseRequest, Site,
 };
+use chipward_proto::nonce::evidence_nonce;
 use chipward_proto::result::{self, Status};
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
@@ -81,6 +82,19 @@ impl Fault {
     }
 }
 
+/// A host that chips sit in, whose TPM quotes beside their evidence over a
+/// nonce derived from each chip's.
+pub trait Host: Send + Sync {
+    /// Name for tables.
+    fn name(&self) -> &str;
+    /// The host's quote for a chip whose evidence nonce is `chip_nonce`.
+    fn evidence(&self, chip_nonce: &[u8; 32]) -> anyhow::Result<HostEvidence>;
+}
+
+/// Chips per host: host `h` holds chips `5h` to `5h + 4`, which share a
+/// tenant (see [`FleetPlan::placement`]).
+pub const CHIPS_PER_HOST: usize = 5;
+
 /// A site chips are licensed for.
 #[derive(Clone, Debug)]
 pub struct SiteSpec {
@@ -140,6 +154,11 @@ pub struct FleetPlan {
     pub concurrency: usize,
     /// Grace period chips allow past license expiry, seconds.
     pub grace_secs: i64,
+    /// Hosts with a swtpm to start, each holding five chips; used only
+    /// when the TPM backend is built and swtpm is installed.
+    pub hosts: usize,
+    /// Firmware version of every host.
+    pub host_firmware: String,
 }
 
 impl Default for FleetPlan {
@@ -151,6 +170,8 @@ impl Default for FleetPlan {
             firmware: "1.4.2".into(),
             concurrency: 32,
             grace_secs: 3_600,
+            hosts: 2,
+            host_firmware: "uefi-2.9".into(),
         }
     }
 }
@@ -187,6 +208,8 @@ pub struct ChipOutcome {
     pub site: String,
     /// The fault injected, if any.
     pub fault: Option<Fault>,
+    /// The host the chip sits in, if it has a TPM.
+    pub host: Option<String>,
     /// The verifier's verdict.
     pub verdict: Status,
     /// Claims that failed, with their codes.
@@ -206,6 +229,8 @@ pub struct FleetReport {
     pub chips: Vec<ChipOutcome>,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// What the run had for hosts, in words.
+    pub hosts_note: String,
 }
 
 impl FleetReport {
@@ -242,6 +267,7 @@ pub struct Vendor<'a> {
 
 struct Member {
     index: usize,
+    host: Option<Arc<dyn Host>>,
     chip: SimChip,
     fault: Option<Fault>,
     tenant: &'static str,
@@ -256,6 +282,7 @@ pub async fn run(
     vendor: &Vendor<'_>,
     issuer: Channel,
     verifier: Channel,
+    hosts: &[Arc<dyn Host>],
     now: impl Fn() -> i64 + Send + Sync + 'static,
 ) -> anyhow::Result<FleetReport> {
     let started = Instant::now();
@@ -264,7 +291,10 @@ pub async fn run(
     let now = Arc::new(now);
 
     let made = manufacture(plan, vendor.chip_ca)?;
-    let members = enrol_and_license(made, &issuer, now()).await?;
+    let mut members = enrol_and_license(made, &issuer, now()).await?;
+    for m in &mut members {
+        m.host = hosts.get(m.index / CHIPS_PER_HOST).cloned();
+    }
     revoke_and_wait(&members, &issuer, &verifier).await?;
 
     let members = Arc::new(members);
@@ -296,6 +326,7 @@ pub async fn run(
     Ok(FleetReport {
         chips,
         elapsed: started.elapsed(),
+        hosts_note: format!("hosts: {}", hosts.len()),
     })
 }
 
@@ -341,6 +372,7 @@ async fn enrol_and_license(
             let (tenant, site) = (victim.tenant, victim.site);
             members.push(Member {
                 index,
+                host: None,
                 chip,
                 fault,
                 tenant,
@@ -382,6 +414,7 @@ async fn enrol_and_license(
             .ok_or_else(|| anyhow::anyhow!("issuer returned no license"))?;
         members.push(Member {
             index,
+            host: None,
             chip,
             fault,
             tenant,
@@ -457,13 +490,20 @@ async fn attest_one(
         .await?
         .into_inner()
         .challenge;
+    let host = match &m.host {
+        Some(host) => {
+            let (host, nonce) = (Arc::clone(host), evidence_nonce(&challenge, tenant, site));
+            Some(tokio::task::spawn_blocking(move || host.evidence(&nonce)).await??)
+        }
+        None => None,
+    };
     let request = AppraiseRequest {
         challenge: challenge.clone(),
         evidence: Some(m.chip.attest(&challenge, tenant, site)?),
         license_token: m.token.clone(),
         tenant: tenant.into(),
         site_id: site.into(),
-        host: None,
+        host,
     };
     let mut signed = verifier
         .appraise(request.clone())
@@ -501,6 +541,7 @@ async fn attest_one(
         tenant: m.tenant.into(),
         site: m.site.id.into(),
         fault: m.fault,
+        host: m.host.as_ref().map(|h| h.name().to_owned()),
         verdict: r.verdict,
         failed: r
             .claims

@@ -4,20 +4,18 @@
 //! issuer, and quotes over the nonce derived from each of its chips'
 //! evidence, so host and chip evidence answer one challenge.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use chipward_proto::grpc::{HostEvidence, PcrValue};
+use chipward_proto::grpc::issuer_client::IssuerClient;
+use chipward_proto::grpc::{
+    BeginHostEnrolmentRequest, CompleteHostEnrolmentRequest, HostEvidence, PcrValue,
+};
 use chipward_proto::nonce::host_quote_nonce;
 use chipward_proto::tpm::alg;
-use chipward_verifier::evidence::tpm::host::{HostPolicy, extended};
-use ring::digest;
+use tonic::transport::Channel;
 
+use crate::host_firmware::{FIRMWARE_PCRS, TENANT_PCR, firmware_digests, sha256};
 use crate::tpm::{AkPublic, HostTpm, TpmError};
-
-/// The firmware PCRs a host measures into.
-pub const FIRMWARE_PCRS: [u32; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
-/// The PCR that records the tenant.
-pub const TENANT_PCR: u32 = 16;
 
 /// A host and its TPM.
 pub struct SimHost {
@@ -33,7 +31,10 @@ pub struct SimHost {
 
 impl std::fmt::Debug for SimHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHost").field("name", &self.name).field("tenant", &self.tenant).finish()
+        f.debug_struct("SimHost")
+            .field("name", &self.name)
+            .field("tenant", &self.tenant)
+            .finish()
     }
 }
 
@@ -69,11 +70,18 @@ impl SimHost {
 
     /// The EK certificate (with `intermediates` after it) and both public
     /// areas.
-    pub fn enrolment_material(&self, intermediates: &[Vec<u8>]) -> Result<EnrolmentMaterial, TpmError> {
+    pub fn enrolment_material(
+        &self,
+        intermediates: &[Vec<u8>],
+    ) -> Result<EnrolmentMaterial, TpmError> {
         let mut tpm = self.lock();
         let mut ek_cert_chain = vec![tpm.ek_certificate()?];
         ek_cert_chain.extend_from_slice(intermediates);
-        Ok(EnrolmentMaterial { ek_cert_chain, ek_public: tpm.ek_public()?, ak_public: self.ak.public.clone() })
+        Ok(EnrolmentMaterial {
+            ek_cert_chain,
+            ek_public: tpm.ek_public()?,
+            ak_public: self.ak.public.clone(),
+        })
     }
 
     /// TPM2_ActivateCredential on what the issuer sealed.
@@ -97,9 +105,17 @@ impl SimHost {
             pcrs: quote
                 .pcrs
                 .into_iter()
-                .map(|(index, value)| PcrValue { bank: u32::from(alg::SHA256), index, value })
+                .map(|(index, value)| PcrValue {
+                    bank: u32::from(alg::SHA256),
+                    index,
+                    value,
+                })
                 .collect(),
-            ak_binding: self.binding.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            ak_binding: self
+                .binding
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         })
     }
 
@@ -108,24 +124,45 @@ impl SimHost {
     }
 }
 
-/// The measurement of each of a host firmware image's eight components.
-pub fn firmware_digests(firmware: &str) -> Vec<[u8; 32]> {
-    (0..FIRMWARE_PCRS.len()).map(|i| sha256(format!("host-firmware/{firmware}/component-{i}").as_bytes())).collect()
-}
-
-/// The host policy a vendor publishes for `firmware`: each firmware PCR
-/// extended once, from reset, with its component.
-pub fn host_policy(firmware: &str) -> HostPolicy {
-    let mut policy = HostPolicy::default();
-    for (pcr, component) in FIRMWARE_PCRS.iter().zip(firmware_digests(firmware)) {
-        policy.firmware.insert(*pcr, vec![extended(&[component])]);
+impl crate::fleet::Host for SimHost {
+    fn name(&self) -> &str {
+        &self.name
     }
-    policy.tenant_pcr = TENANT_PCR;
-    policy
+
+    fn evidence(&self, chip_nonce: &[u8; 32]) -> anyhow::Result<HostEvidence> {
+        Ok(Self::evidence(self, chip_nonce)?)
+    }
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
-    out
+/// Binds the host's AK through the issuer: sends the EK certificate chain
+/// and both public areas, activates the sealed credential in the TPM, and
+/// keeps the AK binding the issuer returns. Returns the host id.
+pub async fn enrol(
+    host: &Arc<SimHost>,
+    issuer: &mut IssuerClient<Channel>,
+    intermediates: Vec<Vec<u8>>,
+) -> anyhow::Result<String> {
+    let h = Arc::clone(host);
+    let material =
+        tokio::task::spawn_blocking(move || h.enrolment_material(&intermediates)).await??;
+    let begun = issuer
+        .begin_host_enrolment(BeginHostEnrolmentRequest {
+            ek_cert_chain: material.ek_cert_chain,
+            ek_public: material.ek_public,
+            ak_public: material.ak_public,
+        })
+        .await?
+        .into_inner();
+    let h = Arc::clone(host);
+    let (blob, secret) = (begun.credential_blob, begun.secret);
+    let credential = tokio::task::spawn_blocking(move || h.activate(&blob, &secret)).await??;
+    let done = issuer
+        .complete_host_enrolment(CompleteHostEnrolmentRequest {
+            enrolment_id: begun.enrolment_id,
+            credential,
+        })
+        .await?
+        .into_inner();
+    host.set_binding(done.ak_binding);
+    Ok(done.host_id)
 }

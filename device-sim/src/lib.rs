@@ -7,5 +7,7 @@ pub mod demo;
 pub mod fleet;
 #[cfg(feature = "tpm")]
 pub mod host;
+pub mod host_firmware;
+pub mod swtpm;
 #[cfg(feature = "tpm")]
 pub mod tpm;

@@ -209,9 +209,9 @@ impl HostTpm {
                     SymmetricDefinition::AES_128_CFB,
                     HashingAlgorithm::Sha256,
                 )?
-                .ok_or_else(|| {
-                    tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::WrongValueFromTpm)
-                })?;
+                .ok_or(tss_esapi::Error::WrapperError(
+                    tss_esapi::WrapperErrorKind::WrongValueFromTpm,
+                ))?;
             ctx.tr_sess_set_attributes(session, attributes, mask)?;
             Ok::<_, tss_esapi::Error>(session)
         };
@@ -318,9 +318,9 @@ fn selection(pcrs: &[u32]) -> Result<tss_esapi::structures::PcrSelectionList, ts
         .map(|i| {
             1u32.checked_shl(*i)
                 .and_then(|bit| PcrSlot::try_from(bit).ok())
-                .ok_or_else(|| {
-                    tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::InvalidParam)
-                })
+                .ok_or(tss_esapi::Error::WrapperError(
+                    tss_esapi::WrapperErrorKind::InvalidParam,
+                ))
         })
         .collect::<Result<Vec<_>, _>>()?;
     PcrSelectionListBuilder::new()

@@ -15,7 +15,7 @@ use chipward_device_sim::tpm::HostTpm;
 use chipward_proto::tpm::alg;
 use chipward_proto::tpm::pcr::{PcrSelection, PcrValues, encode_tpm2_tools_serialized};
 use chipward_proto::tpm::public::{PublicKey, TpmPublic};
-use chipward_tests::swtpm::Swtpm;
+use chipward_tests::swtpm;
 use chipward_verifier::evidence::tpm::key::QuoteKey;
 use chipward_verifier::evidence::tpm::{QuoteError, QuotePolicy, check_quote};
 use ring::digest;
@@ -31,7 +31,7 @@ fn rsa_ek(tpm: &mut HostTpm) -> RsaEk {
 
 #[test]
 fn the_ek_certificate_certifies_the_ek() {
-    let swtpm = Swtpm::start();
+    let swtpm = swtpm::start();
     let mut tpm = HostTpm::open(&swtpm.tcti()).unwrap();
     let der = tpm.ek_certificate().unwrap();
     let (_, cert) = X509Certificate::from_der(&der).unwrap();
@@ -49,7 +49,7 @@ fn the_ek_certificate_certifies_the_ek() {
 
 #[test]
 fn binds_an_ak_by_credential_activation() {
-    let swtpm = Swtpm::start();
+    let swtpm = swtpm::start();
     let mut tpm = HostTpm::open(&swtpm.tcti()).unwrap();
     let ek = rsa_ek(&mut tpm);
     let ak = tpm.create_ak().unwrap();
@@ -82,7 +82,7 @@ fn binds_an_ak_by_credential_activation() {
 
 #[test]
 fn quotes_pass_our_verifier_and_tpm2_checkquote() {
-    let swtpm = Swtpm::start();
+    let swtpm = swtpm::start();
     let mut tpm = HostTpm::open(&swtpm.tcti()).unwrap();
     let ak = tpm.create_ak().unwrap();
     let tenant: [u8; 32] = digest::digest(&digest::SHA256, b"acme-ai")

@@ -36,7 +36,7 @@ use crate::challenge::{Challenges, FreshnessFailure};
 use crate::claims::{self, code};
 use crate::evidence::roots::Roots;
 use crate::evidence::spdm::{self, EvidenceError, EvidenceFacts};
-use crate::evidence::tpm::host::{HostClocks, HostInput, HostPolicy, appraise_host};
+use crate::evidence::tpm::host::{HostClocks, HostContext, HostInput, HostPolicy, appraise_host};
 use crate::policy::reference::ReferenceValues;
 use crate::revocation::RevocationCache;
 
@@ -245,15 +245,13 @@ impl Appraiser {
         if let Some(host) = &req.host {
             let tenant = license.as_ref().map(|l| l.claims().tenant.as_str());
             let nonce = host_quote_nonce(&expected);
-            let h = appraise_host(
-                host,
-                &nonce,
-                tenant,
-                &self.host_policy,
-                &self.issuer_keys,
-                &self.host_clocks,
-                now,
-            );
+            let chip = facts.identity.as_ref().map(|i| i.chip_id.to_hex());
+            let ctx = HostContext {
+                policy: &self.host_policy,
+                issuer_keys: &self.issuer_keys,
+                clocks: &self.host_clocks,
+            };
+            let h = appraise_host(host, &nonce, tenant, chip.as_deref(), &ctx, now);
             out.extend([h.binding, h.quote, h.clock, h.firmware, h.tenant]);
         }
 

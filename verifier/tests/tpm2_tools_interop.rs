@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use chipward_tests::swtpm::Swtpm;
+use chipward_tests::swtpm::{self, Swtpm};
 
 /// The RSA EK that swtpm_setup persists.
 const RSA_EK: &str = "0x81010001";
@@ -28,7 +28,8 @@ fn make_quote(tpm: &Swtpm, name: &str, key_alg: &str, scheme: &str) -> Quote {
     let ctx = format!("{name}.ctx");
     let public_pem = format!("{name}.pem");
     let public_tpm2b = format!("{name}.tpm2b");
-    tpm.tools(
+    swtpm::tools(
+        tpm,
         "tpm2_createak",
         &[
             "-C",
@@ -48,13 +49,15 @@ fn make_quote(tpm: &Swtpm, name: &str, key_alg: &str, scheme: &str) -> Quote {
         ],
     );
     // Without a resource manager, loaded objects stay until flushed.
-    tpm.tools("tpm2_flushcontext", &["-t"]);
-    tpm.tools(
+    swtpm::tools(tpm, "tpm2_flushcontext", &["-t"]);
+    swtpm::tools(
+        tpm,
         "tpm2_readpublic",
         &["-c", &ctx, "-o", &public_tpm2b, "-f", "tss"],
     );
-    tpm.tools("tpm2_flushcontext", &["-t"]);
-    tpm.tools(
+    swtpm::tools(tpm, "tpm2_flushcontext", &["-t"]);
+    swtpm::tools(
+        tpm,
         "tpm2_pcrextend",
         &["16:sha256=0000000000000000000000000000000000000000000000000000000000000016"],
     );
@@ -64,7 +67,8 @@ fn make_quote(tpm: &Swtpm, name: &str, key_alg: &str, scheme: &str) -> Quote {
         format!("{name}.sig"),
         format!("{name}.pcrs"),
     );
-    tpm.tools(
+    swtpm::tools(
+        tpm,
         "tpm2_quote",
         &[
             "-c",
@@ -85,7 +89,7 @@ fn make_quote(tpm: &Swtpm, name: &str, key_alg: &str, scheme: &str) -> Quote {
             scheme,
         ],
     );
-    tpm.tools("tpm2_flushcontext", &["-t"]);
+    swtpm::tools(tpm, "tpm2_flushcontext", &["-t"]);
     Quote {
         msg,
         sig,
@@ -236,7 +240,7 @@ fn clone(q: &Quote) -> Quote {
 
 #[test]
 fn agrees_with_tpm2_checkquote_on_ecdsa_quotes() {
-    let tpm = Swtpm::start();
+    let tpm = swtpm::start();
     let ecc = make_quote(&tpm, "ecc", "ecc", "ecdsa");
     let other = make_quote(&tpm, "other", "ecc", "ecdsa");
     check_agreement(&tpm, "ecdsa", &ecc, &other.public_pem);
@@ -244,7 +248,7 @@ fn agrees_with_tpm2_checkquote_on_ecdsa_quotes() {
 
 #[test]
 fn agrees_with_tpm2_checkquote_on_rsa_quotes() {
-    let tpm = Swtpm::start();
+    let tpm = swtpm::start();
     let rsassa = make_quote(&tpm, "rsassa", "rsa", "rsassa");
     let rsapss = make_quote(&tpm, "rsapss", "rsa", "rsapss");
     check_agreement(&tpm, "rsassa", &rsassa, &rsapss.public_pem);

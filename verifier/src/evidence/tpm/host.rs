@@ -161,18 +161,18 @@ pub struct HostInput<'a> {
     pub ak_binding: &'a [u8],
 }
 
-/// Remembers the newest TPM clock of each host.
+/// Remembers the newest TPM clock seen for each key (host and chip).
 #[derive(Debug, Default)]
 pub struct HostClocks {
     seen: Mutex<HashMap<String, (u32, u32, u64)>>,
 }
 
 impl HostClocks {
-    /// Records `clock` for `host` unless it goes backwards.
-    pub fn advance(&self, host: &str, clock: &ClockInfo) -> Result<(), String> {
+    /// Records `clock` for `key` unless it goes backwards.
+    pub fn advance(&self, key: &str, clock: &ClockInfo) -> Result<(), String> {
         let now = (clock.reset_count, clock.restart_count, clock.clock);
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(last) = seen.get(host)
+        if let Some(last) = seen.get(key)
             && now < *last
         {
             return Err(format!(
@@ -184,7 +184,7 @@ impl HostClocks {
             let keep: Vec<String> = seen.keys().take(MAX_HOSTS / 2).cloned().collect();
             seen.retain(|k, _| keep.contains(k));
         }
-        seen.insert(host.to_owned(), now);
+        seen.insert(key.to_owned(), now);
         Ok(())
     }
 }
@@ -206,17 +206,35 @@ pub struct HostClaims {
     pub host_id: Option<String>,
 }
 
+/// What host appraisal is judged with, shared by every request.
+#[derive(Clone, Copy, Debug)]
+pub struct HostContext<'a> {
+    /// Firmware and tenant PCR policy.
+    pub policy: &'a HostPolicy,
+    /// Keys AK bindings must be signed with.
+    pub issuer_keys: &'a TrustedKeys,
+    /// TPM clocks seen so far.
+    pub clocks: &'a HostClocks,
+}
+
 /// Appraises a host quote. `nonce` is the host quote nonce the appraisal
-/// expects; `tenant` the license's tenant once the license verified.
+/// expects; `tenant` the license's tenant once the license verified; `chip`
+/// the chip the quote travels with, once its evidence proved it. The TPM
+/// clock must not go backwards across the appraisals of one chip in one
+/// host: a host's quotes for different chips may arrive in any order.
 pub fn appraise_host(
     input: &HostInput<'_>,
     nonce: &[u8; 32],
     tenant: Option<&str>,
-    policy: &HostPolicy,
-    issuer_keys: &TrustedKeys,
-    clocks: &HostClocks,
+    chip: Option<&str>,
+    ctx: &HostContext<'_>,
     now: i64,
 ) -> HostClaims {
+    let HostContext {
+        policy,
+        issuer_keys,
+        clocks,
+    } = *ctx;
     let binding = match binding(input.ak_binding, issuer_keys, now) {
         Ok((b, key)) => Ok((b, key)),
         Err(reason) => Err(claims::fail(
@@ -286,7 +304,10 @@ pub fn appraise_host(
             claims::HOST_QUOTE,
             "quote signed by the bound ak over the expected nonce and pcrs",
         ),
-        clock: match clocks.advance(&binding.host_id, &verified.attest.clock_info) {
+        clock: match clocks.advance(
+            &format!("{}/{}", binding.host_id, chip.unwrap_or("")),
+            &verified.attest.clock_info,
+        ) {
             Ok(()) => claims::pass(claims::HOST_CLOCK, "tpm clock moved forward"),
             Err(reason) => claims::fail(claims::HOST_CLOCK, code::HOST_CLOCK, reason),
         },
