@@ -14,6 +14,7 @@
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail, ensure};
@@ -21,26 +22,43 @@ use chipward_certs::chain::ChainPolicy;
 use chipward_certs::keys::{Ed25519Key, P384Key};
 use chipward_certs::pki::DevPki;
 use chipward_device_sim::chip::{SimChip, golden_measurements};
+use chipward_device_sim::host_firmware::{
+    FIRMWARE_PCRS, TENANT_PCR, firmware_digests, host_policy,
+};
 use chipward_issuer::ledger::SqliteLedger;
 use chipward_issuer::{IssuerService, IssuerSettings, SystemClock};
 use chipward_proto::TokenId;
+use chipward_proto::ak_binding::AkBinding;
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_server::Issuer;
 use chipward_proto::grpc::{EnrolChipRequest, IssueLicenseRequest, Site, SpdmEvidence, evidence};
+use chipward_proto::license;
 use chipward_proto::license::{LicenseClaims, SiteClaim};
 use chipward_proto::result::Status;
 use chipward_proto::revocation::RevocationList;
+use chipward_proto::tpm::alg;
+use chipward_proto::tpm::attest::{Attest, ClockInfo, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE};
+use chipward_proto::tpm::pcr::PcrValues;
+use chipward_proto::tpm::public::TpmPublic;
+use chipward_proto::tpm::signature::TpmSignature;
 use chipward_verifier::appraisal::{AppraisalRequest, AppraisalSettings, Appraiser};
 use chipward_verifier::challenge::{Challenges, NonceKey};
 use chipward_verifier::evidence::roots::Roots;
+use chipward_verifier::evidence::tpm::host::{
+    HostClocks, HostContext, HostInput, HostPolicy, appraise_host, extended, tenant_pcr_value,
+};
 use chipward_verifier::policy::reference::ReferenceValues;
 use chipward_verifier::revocation::RevocationCache;
 use clap::Parser;
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P384_SHA384_FIXED, Ed25519KeyPair, UnparsedPublicKey};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED, ED25519,
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair, UnparsedPublicKey,
+};
 
 const MODEL: &str = "CW-100";
 const FIRMWARE: &str = "1.4.2";
+const HOST_FIRMWARE: &str = "uefi-2.9";
 const TENANT: &str = "acme-ai";
 /// Site id, latitude, longitude and radius in km of the one site used.
 const SITE: (&str, f64, f64, f64) = ("fra-1", 50.11, 8.68, 25.0);
@@ -100,7 +118,28 @@ fn main() -> anyhow::Result<()> {
     let label = "GPU report appraisal, in-process".into();
     rows.push(("appraisal".into(), label, appraisals, judged));
 
-    // 2. Durable issuance against one raw Ed25519 signature.
+    // 2. Host quote appraisal against one raw P-256 verify plus one raw
+    //    Ed25519 verify: the license token and the quote.
+    let bound = p256_and_ed25519_verify_op()?;
+    let quotes = QuoteBench::new(&pki, &chip)?;
+    let prepare = || quotes.batch(EVIDENCE_BATCH);
+    let work = |item: &Quote| quotes.appraise(item);
+    let (mut bounds, mut appraised) = (0f64, 0f64);
+    for round in 1..=args.rounds {
+        eprintln!(
+            "round {round}/{}: P-256 + Ed25519 verify, quote appraisal",
+            args.rounds
+        );
+        bounds = bounds.max(rate(warm, span, unprepared, &bound)?);
+        appraised = appraised.max(rate(warm, span, prepare, work)?);
+    }
+    let label = "raw P-256 verify + Ed25519 verify".to_owned();
+    rows.push(("p256_ed25519_verify".into(), label, bounds, None));
+    let judged = Some((appraised / bounds, "ratio >= 0.7"));
+    let label = "TPM quote appraisal, in-process".into();
+    rows.push(("quote_appraisal".into(), label, appraised, judged));
+
+    // 3. Durable issuance against one raw Ed25519 signature.
     let sign = ed25519_sign_op()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -166,6 +205,200 @@ fn rate<T>(
     };
     run(warm)?;
     run(span)
+}
+
+/// One ring P-256 verify and one Ed25519 verify, the floor of a quote
+/// appraisal with its license token.
+fn p256_and_ed25519_verify_op() -> anyhow::Result<impl Fn(&()) -> anyhow::Result<()>> {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| anyhow!("p-256 key"))?;
+    let ec = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+        .map_err(|_| anyhow!("p-256 key"))?;
+    let ed = Ed25519Key::generate()?;
+    let message = vec![0x5a; 150];
+    let ec_sig = ec
+        .sign(&rng, &message)
+        .map_err(|_| anyhow!("p-256 sign"))?
+        .as_ref()
+        .to_vec();
+    let ed_sig = ed.sign(&message);
+    let ec_key =
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref().to_vec());
+    let ed_key = UnparsedPublicKey::new(&ED25519, ed.public_key().to_vec());
+    Ok(move |_: &()| {
+        ec_key
+            .verify(black_box(&message), &ec_sig)
+            .map_err(|_| anyhow!("p-256 verify"))?;
+        ed_key
+            .verify(black_box(&message), &ed_sig)
+            .map_err(|_| anyhow!("ed25519 verify"))
+    })
+}
+
+/// A quote made ahead of timing, with the nonce it answers.
+struct Quote {
+    nonce: [u8; 32],
+    attest: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+/// A host AK (a ring P-256 key shaped as a TPM public area), its issuer
+/// binding, and the verifier side of a quote appraisal.
+struct QuoteBench {
+    ak: EcdsaKeyPair,
+    binding: Vec<u8>,
+    token: Vec<u8>,
+    issuer_keys: TrustedKeys,
+    policy: HostPolicy,
+    clocks: HostClocks,
+    pcrs: PcrValues,
+    clock: AtomicU64,
+}
+
+impl QuoteBench {
+    fn new(pki: &DevPki, chip: &SimChip) -> anyhow::Result<Self> {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| anyhow!("ak key"))?;
+        let ak = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|_| anyhow!("ak key"))?;
+        let public = ecc_public_area(ak.public_key().as_ref());
+        let name = TpmPublic::decode_sized(&public)?.name()?;
+        let now = now_ms()? / 1000;
+        let key = &pki.issuer_token_key;
+        let binding = AkBinding {
+            host_id: "00".repeat(32),
+            ak_public: hex::encode(&public),
+            ak_name: hex::encode(name),
+            ek_cert_sha256: "00".repeat(32),
+            tpm_manufacturer: "bench".into(),
+            issued_at: now,
+            expires_at: now + 86_400,
+        }
+        .sign(&key.key_id(), |m| key.sign(m));
+        let token = license_claims(chip, now).sign(&key.key_id(), |m| key.sign(m));
+
+        let policy = host_policy(HOST_FIRMWARE);
+        let mut pcrs = PcrValues::default();
+        for (pcr, component) in FIRMWARE_PCRS.iter().zip(firmware_digests(HOST_FIRMWARE)) {
+            pcrs.0.insert((alg::SHA256, *pcr), extended(&[component]));
+        }
+        pcrs.0
+            .insert((alg::SHA256, TENANT_PCR), tenant_pcr_value(TENANT));
+        Ok(Self {
+            ak,
+            binding,
+            token,
+            issuer_keys: TrustedKeys::new().with(key.key_id(), key.public_key()),
+            policy,
+            clocks: HostClocks::default(),
+            pcrs,
+            clock: AtomicU64::new(1),
+        })
+    }
+
+    /// Quotes as a TPM would make them, each over a fresh nonce and a later
+    /// clock.
+    fn batch(&self, n: usize) -> anyhow::Result<Vec<Quote>> {
+        let rng = SystemRandom::new();
+        let selection = self.policy.selection();
+        let concat = self.pcrs.concat_for(&selection).context("pcr values")?;
+        let pcr_digest = ring::digest::digest(&ring::digest::SHA256, &concat)
+            .as_ref()
+            .to_vec();
+        (0..n)
+            .map(|_| {
+                let mut nonce = [0u8; 32];
+                ring::rand::SecureRandom::fill(&rng, &mut nonce).map_err(|_| anyhow!("random"))?;
+                let attest = Attest {
+                    magic: TPM_GENERATED_VALUE,
+                    attest_type: TPM_ST_ATTEST_QUOTE,
+                    qualified_signer: vec![0, 0x0B],
+                    extra_data: nonce.to_vec(),
+                    clock_info: ClockInfo {
+                        clock: self.clock.fetch_add(1, Ordering::Relaxed),
+                        reset_count: 0,
+                        restart_count: 0,
+                        safe: true,
+                    },
+                    firmware_version: 1,
+                    pcr_select: selection.clone(),
+                    pcr_digest: pcr_digest.clone(),
+                }
+                .encode();
+                let rs = self
+                    .ak
+                    .sign(&rng, &attest)
+                    .map_err(|_| anyhow!("quote sign"))?;
+                let (r, s) = rs.as_ref().split_at(32);
+                let signature = TpmSignature::Ecdsa {
+                    hash: alg::SHA256,
+                    r: r.to_vec(),
+                    s: s.to_vec(),
+                }
+                .encode();
+                Ok(Quote {
+                    nonce,
+                    attest,
+                    signature,
+                })
+            })
+            .collect()
+    }
+
+    /// The license token and the host quote, as the verifier appraises
+    /// them; fails unless every claim passes.
+    fn appraise(&self, quote: &Quote) -> anyhow::Result<()> {
+        let now = now_ms()? / 1000;
+        let license = license::verify(&self.token, &self.issuer_keys)?;
+        license.check_window(now, 60)?;
+        let input = HostInput {
+            attest: &quote.attest,
+            signature: &quote.signature,
+            pcrs: &self.pcrs,
+            ak_binding: &self.binding,
+        };
+        let ctx = HostContext {
+            policy: &self.policy,
+            issuer_keys: &self.issuer_keys,
+            clocks: &self.clocks,
+        };
+        let h = appraise_host(
+            &input,
+            &quote.nonce,
+            Some(&license.claims().tenant),
+            Some("bench"),
+            &ctx,
+            now,
+        );
+        for claim in [h.binding, h.quote, h.clock, h.firmware, h.tenant] {
+            ensure!(
+                claim.status == Status::Pass,
+                "{} did not pass: {}",
+                claim.claim,
+                claim.reason
+            );
+        }
+        Ok(())
+    }
+}
+
+/// TPM2B_PUBLIC of a restricted ECDSA-SHA256 P-256 signing key holding
+/// `point` (uncompressed), laid out as TPM 2.0 Part 2 tables 185 and 180.
+fn ecc_public_area(point: &[u8]) -> Vec<u8> {
+    let mut area = vec![0x00, 0x23, 0x00, 0x0B];
+    area.extend_from_slice(&0x0005_0072u32.to_be_bytes());
+    area.extend_from_slice(&[
+        0, 0, 0x00, 0x10, 0x00, 0x18, 0x00, 0x0B, 0x00, 0x03, 0x00, 0x10,
+    ]);
+    for coordinate in [&point[1..33], &point[33..65]] {
+        area.extend_from_slice(&[0, 32]);
+        area.extend_from_slice(coordinate);
+    }
+    let mut out = (area.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&area);
+    out
 }
 
 /// Items for work that needs no preparation.

@@ -161,13 +161,35 @@ pub struct HostInput<'a> {
     pub ak_binding: &'a [u8],
 }
 
-/// Remembers the newest TPM clock seen for each key (host and chip).
+/// What a replica remembers about hosts: the newest TPM clock seen for each
+/// key (host and chip), and AK bindings whose signature already verified,
+/// by the SHA-256 of their exact bytes, so a host's steady stream of quotes
+/// costs one binding signature check, not one per quote. Expiry is still
+/// checked on every use.
 #[derive(Debug, Default)]
 pub struct HostClocks {
     seen: Mutex<HashMap<String, (u32, u32, u64)>>,
+    bindings: Mutex<HashMap<[u8; 32], (AkBinding, QuoteKey)>>,
 }
 
 impl HostClocks {
+    fn cached_binding(&self, bytes: &[u8]) -> Option<(AkBinding, QuoteKey)> {
+        let key = binding_digest(bytes);
+        self.bindings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned()
+    }
+
+    fn remember_binding(&self, bytes: &[u8], binding: &AkBinding, key: &QuoteKey) {
+        let mut cache = self.bindings.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_HOSTS {
+            cache.clear();
+        }
+        cache.insert(binding_digest(bytes), (binding.clone(), key.clone()));
+    }
+
     /// Records `clock` for `key` unless it goes backwards.
     pub fn advance(&self, key: &str, clock: &ClockInfo) -> Result<(), String> {
         let now = (clock.reset_count, clock.restart_count, clock.clock);
@@ -230,12 +252,8 @@ pub fn appraise_host(
     ctx: &HostContext<'_>,
     now: i64,
 ) -> HostClaims {
-    let HostContext {
-        policy,
-        issuer_keys,
-        clocks,
-    } = *ctx;
-    let binding = match binding(input.ak_binding, issuer_keys, now) {
+    let HostContext { policy, clocks, .. } = *ctx;
+    let binding = match binding(input.ak_binding, ctx, now) {
         Ok((b, key)) => Ok((b, key)),
         Err(reason) => Err(claims::fail(
             claims::HOST_BINDING,
@@ -318,19 +336,33 @@ pub fn appraise_host(
     }
 }
 
-fn binding(bytes: &[u8], keys: &TrustedKeys, now: i64) -> Result<(AkBinding, QuoteKey), String> {
-    let b = ak_binding::verify(bytes, keys).map_err(|e| {
-        std::error::Error::source(&e)
-            .map(|s| format!("{e}: {s}"))
-            .unwrap_or_else(|| e.to_string())
-    })?;
+fn binding(bytes: &[u8], ctx: &HostContext<'_>, now: i64) -> Result<(AkBinding, QuoteKey), String> {
+    let (b, key) = match ctx.clocks.cached_binding(bytes) {
+        Some(hit) => hit,
+        None => {
+            let b = ak_binding::verify(bytes, ctx.issuer_keys).map_err(|e| {
+                std::error::Error::source(&e)
+                    .map(|s| format!("{e}: {s}"))
+                    .unwrap_or_else(|| e.to_string())
+            })?;
+            let public = hex::decode(&b.ak_public)
+                .map_err(|_| "ak binding holds no readable key".to_owned())?;
+            let key =
+                QuoteKey::from_tpm2b_public(&public).map_err(|e| format!("ak binding key: {e}"))?;
+            ctx.clocks.remember_binding(bytes, &b, &key);
+            (b, key)
+        }
+    };
     if now > b.expires_at {
         return Err(format!("ak binding expired at {}", b.expires_at));
     }
-    let public =
-        hex::decode(&b.ak_public).map_err(|_| "ak binding holds no readable key".to_owned())?;
-    let key = QuoteKey::from_tpm2b_public(&public).map_err(|e| format!("ak binding key: {e}"))?;
     Ok((b, key))
+}
+
+fn binding_digest(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
+    out
 }
 
 fn firmware(quote: &VerifiedQuote, policy: &HostPolicy) -> ClaimResult {
