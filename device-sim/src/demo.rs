@@ -159,6 +159,8 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
     let hosts = rig.enrol(&issuer).await?;
     let mut report = run_against(&dir.join("pki"), &issuer, &verifier, plan, &hosts).await?;
     report.hosts_note = rig.note.clone();
+    // Hosts close their TPM connections before their swtpms stop.
+    drop(hosts);
     drop(services);
     drop(rig);
     Ok(report)

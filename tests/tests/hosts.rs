@@ -65,12 +65,13 @@ async fn a_fleet_with_tpm_hosts_fails_exactly_its_injected_faults() {
 struct World {
     _dir: tempfile::TempDir,
     _services: demo::Services,
-    _swtpm: swtpm::Swtpm,
     host: Arc<dyn Host>,
     chip: SimChip,
     token: Vec<u8>,
     verifier: VerifierClient<Channel>,
     result_keys: TrustedKeys,
+    // Last, so the host's TPM connection closes before swtpm stops.
+    _swtpm: swtpm::Swtpm,
 }
 
 /// The host records `tenant` and boots `firmware`.
