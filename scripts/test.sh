@@ -37,6 +37,8 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+log "cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked -q
 log "cargo test"
 cargo test --workspace --all-features --locked 2>&1 | tee target/test-output.txt
 grep -E '^test result:' target/test-output.txt | awk '
