@@ -5,6 +5,7 @@
 pub mod chip;
 pub mod demo;
 pub mod fleet;
+pub mod geography;
 #[cfg(feature = "tpm")]
 pub mod host;
 pub mod host_firmware;
