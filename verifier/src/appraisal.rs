@@ -203,7 +203,7 @@ impl Appraiser {
             Err(e) => claims::fail(
                 claims::LICENSE_SIGNATURE,
                 code::LICENSE_SIGNATURE,
-                with_sources(e),
+                claims::with_sources(&e),
             ),
         };
         let license = license
@@ -506,16 +506,4 @@ fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), Apprais
 /// Nonces come from peers: compare them in constant time.
 fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.ct_eq(b).into()
-}
-
-/// An error's message followed by those of its sources.
-fn with_sources(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

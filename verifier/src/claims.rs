@@ -86,6 +86,19 @@ pub(crate) fn unknown(claim: &str, code: &str, reason: impl Into<String>) -> Cla
     }
 }
 
+/// An error's message followed by those of its sources: the reason text of
+/// a failed claim, and of a file check's verdict.
+pub fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
 /// Stable failure and unknown codes.
 pub mod code {
     /// Token signature, key id, algorithm or audience refused.

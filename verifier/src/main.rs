@@ -298,9 +298,7 @@ fn check_quote(files: &QuoteFiles) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) => {
-            let reason = std::error::Error::source(&e)
-                .map(|s| format!("{e}: {s}"))
-                .unwrap_or_else(|| e.to_string());
+            let reason = chipward_verifier::claims::with_sources(&e);
             println!(
                 "{}",
                 serde_json::json!({ "verdict": "fail", "reason": reason })

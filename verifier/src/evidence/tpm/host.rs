@@ -301,9 +301,7 @@ pub fn appraise_host(
     let verified = match quote {
         Ok(v) => v,
         Err(e) => {
-            let reason = std::error::Error::source(&e)
-                .map(|s| format!("{e}: {s}"))
-                .unwrap_or_else(|| e.to_string());
+            let reason = claims::with_sources(&e);
             let depends =
                 |name| claims::unknown(name, code::DEPENDS, "not decided: host.quote did not pass");
             return HostClaims {
@@ -340,11 +338,8 @@ fn binding(bytes: &[u8], ctx: &HostContext<'_>, now: i64) -> Result<(AkBinding, 
     let (b, key) = match ctx.clocks.cached_binding(bytes) {
         Some(hit) => hit,
         None => {
-            let b = ak_binding::verify(bytes, ctx.issuer_keys).map_err(|e| {
-                std::error::Error::source(&e)
-                    .map(|s| format!("{e}: {s}"))
-                    .unwrap_or_else(|| e.to_string())
-            })?;
+            let b =
+                ak_binding::verify(bytes, ctx.issuer_keys).map_err(|e| claims::with_sources(&e))?;
             let public = hex::decode(&b.ak_public)
                 .map_err(|_| "ak binding holds no readable key".to_owned())?;
             let key =
