@@ -91,10 +91,12 @@ enum Command {
         /// PCRs the values file holds, for the values form, e.g. sha256:0,1,2.
         #[arg(long, short = 'l')]
         pcr_list: Option<String>,
-        /// The qualifying data (nonce) the quote must carry, in hex.
+        /// The qualifying data (nonce) the quote must carry, in hex; without
+        /// it the quote must carry none, as with tpm2_checkquote.
         #[arg(long, short = 'q')]
         qualification: Option<String>,
-        /// Accept SHA-1 signatures and banks.
+        /// Accept SHA-1 banks and RSA signatures over SHA-1 (ring has no
+        /// ECDSA with SHA-1, so those stay refused).
         #[arg(long)]
         allow_sha1: bool,
     },
@@ -269,7 +271,7 @@ fn check_quote(files: &QuoteFiles) -> anyhow::Result<()> {
         &message,
         &signature,
         &key,
-        nonce.as_deref(),
+        nonce.as_deref().unwrap_or_default(),
         reported.as_ref().map(|(s, v)| (s, v)),
         files.allow_sha1,
     );

@@ -100,32 +100,29 @@ fn make_quote(tpm: &Swtpm, name: &str, key_alg: &str, scheme: &str) -> Quote {
     }
 }
 
-/// Both verdicts on one input: (ours, tpm2_checkquote's).
+/// Both verdicts on one input: (ours, tpm2_checkquote's). An empty nonce
+/// leaves `-q` out.
 fn verdicts(tpm: &Swtpm, q: &Quote, public: &str, nonce: &str) -> (bool, bool) {
     let dir = tpm.dir.path();
+    let common = ["-m", &q.msg, "-s", &q.sig, "-u", public, "-f", &q.pcrs];
+    let qualification: Vec<&str> = if nonce.is_empty() {
+        vec![]
+    } else {
+        vec!["-q", nonce]
+    };
     let ours = Command::new(env!("CARGO_BIN_EXE_chipward-verifier"))
         .current_dir(dir)
-        .args([
-            "check-quote",
-            "-m",
-            &q.msg,
-            "-s",
-            &q.sig,
-            "-u",
-            public,
-            "-f",
-            &q.pcrs,
-            "-q",
-            nonce,
-        ])
+        .arg("check-quote")
+        .args(common)
+        .args(&qualification)
         .output()
         .unwrap();
     let theirs = Command::new("tpm2_checkquote")
         .current_dir(dir)
         .env("TSS2_LOG", "all+none")
-        .args([
-            "-m", &q.msg, "-s", &q.sig, "-u", public, "-f", &q.pcrs, "-q", nonce, "-g", "sha256",
-        ])
+        .args(common)
+        .args(&qualification)
+        .args(["-g", "sha256"])
         .output()
         .unwrap();
     (ours.status.success(), theirs.status.success())
@@ -178,6 +175,11 @@ fn check_agreement(tpm: &Swtpm, label: &str, q: &Quote, other_public: &str) {
     assert_eq!(
         verdicts(tpm, q, &q.public_pem, &wrong_nonce),
         expected(&case("other-nonce"), false)
+    );
+    // Without -q both expect an empty nonce, which this quote does not carry.
+    assert_eq!(
+        verdicts(tpm, q, &q.public_pem, ""),
+        expected(&case("no-nonce"), false)
     );
     assert_eq!(
         verdicts(tpm, q, other_public, &q.nonce),

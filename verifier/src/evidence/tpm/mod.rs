@@ -87,6 +87,16 @@ pub enum QuoteError {
         /// PCR index.
         index: u32,
     },
+    /// Check 6: a value that is not one digest of its bank's hash.
+    #[error("value reported for pcr {bank}:{index} is {len} bytes, not one digest")]
+    PcrLength {
+        /// Bank name.
+        bank: String,
+        /// PCR index.
+        index: u32,
+        /// Bytes reported.
+        len: usize,
+    },
     /// Check 6.
     #[error("pcrDigest does not match the reported pcr values")]
     PcrDigest,
@@ -125,33 +135,34 @@ pub fn check_quote(
     Ok(VerifiedQuote { attest, pcrs })
 }
 
-/// The checks `tpm2_checkquote` makes, for quote files: always 1 to 3, check
-/// 4 only when a nonce is given, and 5 and 6 only when PCR values are given
-/// (the selection they came with is the one asked for). Services use
+/// The checks `tpm2_checkquote` makes, for quote files: checks 1 to 4
+/// always — like `tpm2_checkquote`, no nonce given means the quote must
+/// carry an empty one — and 5 and 6 only when PCR values are given (the
+/// selection they came with is the one asked for). Services use
 /// [`check_quote`], which makes every check.
 pub fn check_quote_files(
     attest_bytes: &[u8],
     signature: &[u8],
     key: &QuoteKey,
-    nonce: Option<&[u8]>,
+    nonce: &[u8],
     reported: Option<(&PcrSelection, &PcrValues)>,
     allow_sha1: bool,
 ) -> Result<VerifiedQuote, QuoteError> {
-    let attest = Attest::decode(attest_bytes).map_err(QuoteError::Attest)?;
-    let parsed = TpmSignature::decode(signature).map_err(QuoteError::SignatureFormat)?;
-    verify_signature(key, &parsed, attest_bytes, allow_sha1)?;
-    if attest.magic != TPM_GENERATED_VALUE {
-        return Err(QuoteError::Magic(attest.magic));
-    }
-    match (nonce, reported) {
-        (Some(nonce), Some((selection, values))) => {
+    match reported {
+        Some((selection, values)) => {
             let policy = QuotePolicy {
                 selection: selection.clone(),
                 allow_sha1,
             };
             check_quote(attest_bytes, signature, key, nonce, values, &policy)
         }
-        (Some(nonce), None) => {
+        None => {
+            let attest = Attest::decode(attest_bytes).map_err(QuoteError::Attest)?;
+            let parsed = TpmSignature::decode(signature).map_err(QuoteError::SignatureFormat)?;
+            verify_signature(key, &parsed, attest_bytes, allow_sha1)?;
+            if attest.magic != TPM_GENERATED_VALUE {
+                return Err(QuoteError::Magic(attest.magic));
+            }
             if attest.extra_data.len() != nonce.len() || !bool::from(attest.extra_data.ct_eq(nonce))
             {
                 return Err(QuoteError::Nonce);
@@ -161,17 +172,6 @@ pub fn check_quote_files(
                 pcrs: PcrValues::default(),
             })
         }
-        (None, Some((selection, values))) => {
-            if !attest.pcr_select.same_pcrs(selection) {
-                return Err(QuoteError::Selection);
-            }
-            let pcrs = signed_pcrs(&attest, values, allow_sha1)?;
-            Ok(VerifiedQuote { attest, pcrs })
-        }
-        (None, None) => Ok(VerifiedQuote {
-            attest,
-            pcrs: PcrValues::default(),
-        }),
     }
 }
 
@@ -195,6 +195,13 @@ fn signed_pcrs(
                 bank: alg::name(bank),
                 index,
             })?;
+        if alg::digest_len(bank) != Some(value.len()) {
+            return Err(QuoteError::PcrLength {
+                bank: alg::name(bank),
+                index,
+                len: value.len(),
+            });
+        }
         signed.0.insert((bank, index), value.clone());
     }
     let concat = signed.concat_for(&attest.pcr_select).unwrap_or_default();

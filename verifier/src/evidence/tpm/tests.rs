@@ -309,3 +309,26 @@ fn refuses_sha1_unless_policy_allows_it() {
         Err(QuoteError::BadSignature)
     );
 }
+
+#[test]
+fn rejects_values_resplit_across_pcrs() {
+    // Same concatenation, so the same pcrDigest, but PCR 0 one byte short
+    // and PCR 1 one byte long: no TPM reports that.
+    let ak = ec_ak(false);
+    let bytes = attest(&[0, 1], &NONCE).encode();
+    let s = ec_sign(&ak, &bytes, alg::SHA256);
+    let (v0, v1) = (pcr_value(0), pcr_value(1));
+    let mut resplit = all_pcrs();
+    resplit.0.insert((alg::SHA256, 0), v0[..31].to_vec());
+    resplit
+        .0
+        .insert((alg::SHA256, 1), [&v0[31..], &v1[..]].concat());
+    assert!(matches!(
+        check_quote(&bytes, &s, &ak.key, &NONCE, &resplit, &policy(&[0, 1])),
+        Err(QuoteError::PcrLength {
+            index: 0,
+            len: 31,
+            ..
+        })
+    ));
+}
