@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chipward_certs::pki::CertifiedKey;
+use chipward_proto::ChipId;
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_client::IssuerClient;
 use chipward_proto::grpc::verifier_client::VerifierClient;
@@ -89,6 +90,8 @@ pub trait Host: Send + Sync {
     fn name(&self) -> &str;
     /// The host's quote for a chip whose evidence nonce is `chip_nonce`.
     fn evidence(&self, chip_nonce: &[u8; 32]) -> anyhow::Result<HostEvidence>;
+    /// Plugs chips in: the host measures their ids into its device PCR.
+    fn attach(&self, chips: &[ChipId]) -> anyhow::Result<()>;
 }
 
 /// Chips per host: host `h` holds chips `5h` to `5h + 4`, which share a
@@ -294,6 +297,15 @@ pub async fn run(
     let mut members = enrol_and_license(made, &issuer, now()).await?;
     for m in &mut members {
         m.host = hosts.get(m.index / CHIPS_PER_HOST).cloned();
+    }
+    for (h, host) in hosts.iter().enumerate() {
+        let held: Vec<ChipId> = members
+            .iter()
+            .filter(|m| m.index / CHIPS_PER_HOST == h)
+            .map(|m| m.chip.chip_id)
+            .collect();
+        let host = Arc::clone(host);
+        tokio::task::spawn_blocking(move || host.attach(&held)).await??;
     }
     revoke_and_wait(&members, &issuer, &verifier).await?;
 

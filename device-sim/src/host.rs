@@ -1,11 +1,12 @@
 //! A simulated data-center host with a real TPM 2.0 (swtpm, or a device):
 //! it measures its firmware into PCRs 0 to 7, records the tenant it serves
-//! in PCR 16, binds an attestation key to its endorsement key through the
+//! in PCR 16 and the chips plugged into it in PCR 23 (with a device log), binds an attestation key to its endorsement key through the
 //! issuer, and quotes over the nonce derived from each of its chips'
 //! evidence, so host and chip evidence answer one challenge.
 
 use std::sync::{Arc, Mutex};
 
+use chipward_proto::ChipId;
 use chipward_proto::grpc::issuer_client::IssuerClient;
 use chipward_proto::grpc::{
     BeginHostEnrolmentRequest, CompleteHostEnrolmentRequest, HostEvidence, PcrValue,
@@ -14,7 +15,7 @@ use chipward_proto::nonce::host_quote_nonce;
 use chipward_proto::tpm::alg;
 use tonic::transport::Channel;
 
-use crate::host_firmware::{FIRMWARE_PCRS, TENANT_PCR, firmware_digests, sha256};
+use crate::host_firmware::{DEVICE_PCR, FIRMWARE_PCRS, TENANT_PCR, firmware_digests, sha256};
 use crate::tpm::{AkPublic, HostTpm, TpmError};
 
 /// A host and its TPM.
@@ -27,6 +28,7 @@ pub struct SimHost {
     pub ak: AkPublic,
     tpm: Mutex<HostTpm>,
     binding: Mutex<Vec<u8>>,
+    devices: Mutex<Vec<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for SimHost {
@@ -65,6 +67,7 @@ impl SimHost {
             ak,
             tpm: Mutex::new(tpm),
             binding: Mutex::new(Vec::new()),
+            devices: Mutex::new(Vec::new()),
         })
     }
 
@@ -94,10 +97,23 @@ impl SimHost {
         *self.binding.lock().unwrap_or_else(|p| p.into_inner()) = binding;
     }
 
+    /// Records chips plugged into the host: each id is extended into the
+    /// device PCR and appended to the device log, as the host's measured
+    /// boot would on finding the device.
+    pub fn attach(&self, chips: &[ChipId]) -> Result<(), TpmError> {
+        let mut tpm = self.lock();
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        for chip in chips {
+            tpm.extend(DEVICE_PCR, &chip.0)?;
+            devices.push(chip.0.to_vec());
+        }
+        Ok(())
+    }
+
     /// Quotes over the nonce derived from a chip's evidence nonce.
     pub fn evidence(&self, chip_nonce: &[u8; 32]) -> Result<HostEvidence, TpmError> {
         let mut pcrs = FIRMWARE_PCRS.to_vec();
-        pcrs.push(TENANT_PCR);
+        pcrs.extend([TENANT_PCR, DEVICE_PCR]);
         let quote = self.lock().quote(&host_quote_nonce(chip_nonce), &pcrs)?;
         Ok(HostEvidence {
             attest: quote.attest,
@@ -116,6 +132,11 @@ impl SimHost {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            devices: self
+                .devices
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         })
     }
 
@@ -131,6 +152,10 @@ impl crate::fleet::Host for SimHost {
 
     fn evidence(&self, chip_nonce: &[u8; 32]) -> anyhow::Result<HostEvidence> {
         Ok(Self::evidence(self, chip_nonce)?)
+    }
+
+    fn attach(&self, chips: &[ChipId]) -> anyhow::Result<()> {
+        Ok(Self::attach(self, chips)?)
     }
 }
 

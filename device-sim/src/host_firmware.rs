@@ -9,6 +9,8 @@ use ring::digest;
 pub const FIRMWARE_PCRS: [u32; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
 /// The PCR that records the tenant.
 pub const TENANT_PCR: u32 = 16;
+/// The PCR that records the chips a host holds.
+pub const DEVICE_PCR: u32 = 23;
 
 /// The measurement of each of a host firmware image's eight components.
 pub fn firmware_digests(firmware: &str) -> Vec<[u8; 32]> {
@@ -25,6 +27,7 @@ pub fn host_policy(firmware: &str) -> HostPolicy {
         policy.firmware.insert(*pcr, vec![extended(&[component])]);
     }
     policy.tenant_pcr = TENANT_PCR;
+    policy.device_pcr = DEVICE_PCR;
     policy
 }
 

@@ -103,6 +103,7 @@ async fn world(tenant: &str, firmware: &str) -> World {
 
     let pki = DevPki::load(&dir.path().join("pki")).unwrap();
     let chip = SimChip::manufacture(&pki.chip_ca, &plan.model, 1, &plan.firmware).unwrap();
+    host.attach(&[chip.chip_id]).unwrap();
     issuer
         .enrol_chip(EnrolChipRequest {
             cert_chain: chip.enrolment_chain.clone(),
@@ -267,5 +268,63 @@ async fn a_host_booting_unapproved_firmware_fails_the_firmware_pcrs() {
     assert_eq!(
         failed(&r),
         vec![(claims::HOST_FIRMWARE, code::HOST_FIRMWARE)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chip_cannot_borrow_a_host_that_does_not_hold_it() {
+    let mut w = world("acme-ai", &FleetPlan::default().host_firmware).await;
+    // A second chip, licensed like the first, but never plugged into the
+    // host: its operator asks the compliant host to quote for it anyway.
+    let pki = DevPki::load(&w._dir.path().join("pki")).unwrap();
+    let stranger = SimChip::manufacture(&pki.chip_ca, "CW-100", 2, "1.4.2").unwrap();
+    let mut issuer = IssuerClient::connect(format!("http://{}", w._services.issuer))
+        .await
+        .unwrap();
+    issuer
+        .enrol_chip(EnrolChipRequest {
+            cert_chain: stranger.enrolment_chain.clone(),
+        })
+        .await
+        .unwrap();
+    let license = issuer
+        .issue_license(IssueLicenseRequest {
+            chip_id: stranger.chip_id.to_hex(),
+            tenant: "acme-ai".into(),
+            site: Some(Site {
+                id: "fra-1".into(),
+                latitude: 50.11,
+                longitude: 8.68,
+                radius_km: 50.0,
+            }),
+            not_before: 0,
+            lifetime_seconds: 0,
+            entitlements: vec![],
+            eccn: "3A090.a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .license
+        .unwrap();
+    w.chip = stranger;
+    w.token = license.token;
+    let r = w.appraise(|_| {}).await;
+    assert_eq!(failed(&r), vec![(claims::HOST_DEVICE, code::HOST_DEVICE)]);
+
+    // A device log edited to name the stranger no longer replays to the PCR.
+    let chip_id = w.chip.chip_id.0.to_vec();
+    let forged = w.appraise(|h| h.devices = vec![chip_id]).await;
+    assert_eq!(
+        failed(&forged),
+        vec![(claims::HOST_DEVICE, code::HOST_DEVICE)]
+    );
+    assert!(
+        forged
+            .claim(claims::HOST_DEVICE)
+            .unwrap()
+            .reason
+            .contains("replay"),
+        "{forged:?}"
     );
 }

@@ -245,14 +245,19 @@ impl Appraiser {
         if let Some(host) = &req.host {
             let tenant = license.as_ref().map(|l| l.claims().tenant.as_str());
             let nonce = host_quote_nonce(&expected);
-            let chip = facts.identity.as_ref().map(|i| i.chip_id.to_hex());
+            let proven = facts.authentic() && freshness.status == Status::Pass;
+            let chip = facts
+                .identity
+                .as_ref()
+                .filter(|_| proven)
+                .map(|i| i.chip_id.to_hex());
             let ctx = HostContext {
                 policy: &self.host_policy,
                 issuer_keys: &self.issuer_keys,
                 clocks: &self.host_clocks,
             };
             let h = appraise_host(host, &nonce, tenant, chip.as_deref(), &ctx, now);
-            out.extend([h.binding, h.quote, h.clock, h.firmware, h.tenant]);
+            out.extend([h.binding, h.quote, h.clock, h.firmware, h.tenant, h.device]);
         }
 
         let token_id = license::decode_unverified(req.license_token)

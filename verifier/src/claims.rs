@@ -38,6 +38,9 @@ pub const HOST_FIRMWARE: &str = "host.firmware";
 /// The host's tenant PCR records the license's tenant.
 pub const HOST_TENANT: &str = "host.tenant";
 
+/// The host measured this chip into its device PCR.
+pub const HOST_DEVICE: &str = "host.device";
+
 /// Every claim about a chip, in the order results list them; host claims
 /// follow when the request carries host evidence.
 pub const ALL: [&str; 10] = [
@@ -145,6 +148,8 @@ pub mod code {
     pub const HOST_FIRMWARE: &str = "CW-HOST-FIRMWARE";
     /// The host's tenant PCR records another tenant.
     pub const HOST_TENANT: &str = "CW-HOST-TENANT";
+    /// The host's measured device log does not hold the chip.
+    pub const HOST_DEVICE: &str = "CW-HOST-DEVICE";
     /// A prerequisite claim did not pass, so this one was not decided.
     pub const DEPENDS: &str = "CW-DEPENDS";
     /// The appraisal did not ask about this claim.

@@ -130,6 +130,7 @@ impl Verifier for VerifierService {
                     signature: &h.signature,
                     pcrs,
                     ak_binding: &h.ak_binding,
+                    devices: &h.devices,
                 }),
             };
             appraiser.appraise(&input, now)

@@ -23,11 +23,10 @@ use chipward_certs::keys::{Ed25519Key, P384Key};
 use chipward_certs::pki::DevPki;
 use chipward_device_sim::chip::{SimChip, golden_measurements};
 use chipward_device_sim::host_firmware::{
-    FIRMWARE_PCRS, TENANT_PCR, firmware_digests, host_policy,
+    DEVICE_PCR, FIRMWARE_PCRS, TENANT_PCR, firmware_digests, host_policy,
 };
 use chipward_issuer::ledger::SqliteLedger;
 use chipward_issuer::{IssuerService, IssuerSettings, SystemClock};
-use chipward_proto::TokenId;
 use chipward_proto::ak_binding::AkBinding;
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_server::Issuer;
@@ -41,6 +40,7 @@ use chipward_proto::tpm::attest::{Attest, ClockInfo, TPM_GENERATED_VALUE, TPM_ST
 use chipward_proto::tpm::pcr::PcrValues;
 use chipward_proto::tpm::public::TpmPublic;
 use chipward_proto::tpm::signature::TpmSignature;
+use chipward_proto::{ChipId, TokenId};
 use chipward_verifier::appraisal::{AppraisalRequest, AppraisalSettings, Appraiser};
 use chipward_verifier::challenge::{Challenges, NonceKey};
 use chipward_verifier::evidence::roots::Roots;
@@ -254,6 +254,7 @@ struct QuoteBench {
     clocks: HostClocks,
     pcrs: PcrValues,
     clock: AtomicU64,
+    chip: ChipId,
 }
 
 impl QuoteBench {
@@ -286,7 +287,10 @@ impl QuoteBench {
         }
         pcrs.0
             .insert((alg::SHA256, TENANT_PCR), tenant_pcr_value(TENANT));
+        pcrs.0
+            .insert((alg::SHA256, DEVICE_PCR), extended(&[chip.chip_id.0]));
         Ok(Self {
+            chip: chip.chip_id,
             ak,
             binding,
             token,
@@ -358,6 +362,7 @@ impl QuoteBench {
             signature: &quote.signature,
             pcrs: &self.pcrs,
             ak_binding: &self.binding,
+            devices: &[self.chip.0.to_vec()],
         };
         let ctx = HostContext {
             policy: &self.policy,
@@ -368,11 +373,11 @@ impl QuoteBench {
             &input,
             &quote.nonce,
             Some(&license.claims().tenant),
-            Some("bench"),
+            Some(&self.chip.to_hex()),
             &ctx,
             now,
         );
-        for claim in [h.binding, h.quote, h.clock, h.firmware, h.tenant] {
+        for claim in [h.binding, h.quote, h.clock, h.firmware, h.tenant, h.device] {
             ensure!(
                 claim.status == Status::Pass,
                 "{} did not pass: {}",

@@ -30,15 +30,21 @@ use super::key::QuoteKey;
 use super::{QuotePolicy, VerifiedQuote, check_quote};
 use crate::claims::{self, code};
 
-/// Hosts whose clocks a replica remembers; past it the oldest half is
-/// forgotten (the nonce check still holds for them).
+/// (host, chip) clocks and bindings a replica remembers; past it the memory
+/// is emptied and starts again (the nonce check still holds meanwhile).
 const MAX_HOSTS: usize = 1_000_000;
+/// Entries accepted in a host's device log.
+const MAX_DEVICES: usize = 64;
 
 /// What a host's quote is judged against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostPolicy {
     /// SHA-256 PCR that holds the tenant the host serves. Default 16.
     pub tenant_pcr: u32,
+    /// SHA-256 PCR the host extends with the id of each chip it holds, in
+    /// the order of its device log. Default 23, an application PCR any
+    /// locality may extend (17 to 22 belong to dynamic launch).
+    pub device_pcr: u32,
     /// Approved values of each firmware PCR (SHA-256 bank).
     pub firmware: BTreeMap<u32, Vec<Vec<u8>>>,
 }
@@ -47,6 +53,7 @@ impl Default for HostPolicy {
     fn default() -> Self {
         Self {
             tenant_pcr: 16,
+            device_pcr: 23,
             firmware: BTreeMap::new(),
         }
     }
@@ -69,6 +76,8 @@ pub enum HostPolicyError {
 struct File {
     #[serde(default = "default_tenant_pcr")]
     tenant_pcr: u32,
+    #[serde(default = "default_device_pcr")]
+    device_pcr: u32,
     #[serde(default)]
     pcrs: BTreeMap<String, Vec<String>>,
 }
@@ -77,20 +86,27 @@ fn default_tenant_pcr() -> u32 {
     16
 }
 
+fn default_device_pcr() -> u32 {
+    23
+}
+
 impl HostPolicy {
     /// Parses `tenant_pcr = 16` and a `[pcrs]` table of index to approved
     /// SHA-256 values in hex.
     pub fn from_toml(text: &str) -> Result<Self, HostPolicyError> {
         let file: File = toml::from_str(text).map_err(HostPolicyError::Toml)?;
-        if file.tenant_pcr > 23 {
-            return Err(HostPolicyError::Value(file.tenant_pcr.to_string()));
+        if file.tenant_pcr > 23 || file.device_pcr > 23 || file.tenant_pcr == file.device_pcr {
+            return Err(HostPolicyError::Value(format!(
+                "{}/{}",
+                file.tenant_pcr, file.device_pcr
+            )));
         }
         let mut firmware = BTreeMap::new();
         for (key, values) in file.pcrs {
             let index = key
                 .parse::<u32>()
                 .ok()
-                .filter(|i| *i <= 23 && *i != file.tenant_pcr);
+                .filter(|i| *i <= 23 && *i != file.tenant_pcr && *i != file.device_pcr);
             let index = index.ok_or_else(|| HostPolicyError::Value(key.clone()))?;
             let decoded = values
                 .iter()
@@ -101,13 +117,17 @@ impl HostPolicy {
         }
         Ok(Self {
             tenant_pcr: file.tenant_pcr,
+            device_pcr: file.device_pcr,
             firmware,
         })
     }
 
     /// The TOML form [`Self::from_toml`] reads.
     pub fn to_toml(&self) -> String {
-        let mut out = format!("tenant_pcr = {}\n\n[pcrs]\n", self.tenant_pcr);
+        let mut out = format!(
+            "tenant_pcr = {}\ndevice_pcr = {}\n\n[pcrs]\n",
+            self.tenant_pcr, self.device_pcr
+        );
         for (index, values) in &self.firmware {
             let list: Vec<String> = values
                 .iter()
@@ -118,10 +138,10 @@ impl HostPolicy {
         out
     }
 
-    /// The PCRs a quote must cover: the firmware PCRs and the tenant PCR.
+    /// The PCRs a quote must cover: the firmware, tenant and device PCRs.
     pub fn selection(&self) -> PcrSelection {
         let mut indices: Vec<u32> = self.firmware.keys().copied().collect();
-        indices.push(self.tenant_pcr);
+        indices.extend([self.tenant_pcr, self.device_pcr]);
         indices.sort_unstable();
         PcrSelection::new(&[(alg::SHA256, &indices)])
     }
@@ -159,6 +179,9 @@ pub struct HostInput<'a> {
     pub pcrs: &'a PcrValues,
     /// The issuer's AK binding.
     pub ak_binding: &'a [u8],
+    /// The host's device log: the id of each chip it holds, in the order
+    /// it extended them into the device PCR.
+    pub devices: &'a [Vec<u8>],
 }
 
 /// What a replica remembers about hosts: the newest TPM clock seen for each
@@ -203,8 +226,7 @@ impl HostClocks {
             ));
         }
         if seen.len() >= MAX_HOSTS {
-            let keep: Vec<String> = seen.keys().take(MAX_HOSTS / 2).cloned().collect();
-            seen.retain(|k, _| keep.contains(k));
+            seen.clear();
         }
         seen.insert(key.to_owned(), now);
         Ok(())
@@ -224,6 +246,8 @@ pub struct HostClaims {
     pub firmware: ClaimResult,
     /// `host.tenant`.
     pub tenant: ClaimResult,
+    /// `host.device`.
+    pub device: ClaimResult,
     /// The host id, once the binding verified.
     pub host_id: Option<String>,
 }
@@ -277,6 +301,7 @@ pub fn appraise_host(
                 clock: depends(claims::HOST_CLOCK),
                 firmware: depends(claims::HOST_FIRMWARE),
                 tenant: depends(claims::HOST_TENANT),
+                device: depends(claims::HOST_DEVICE),
                 host_id: None,
             };
         }
@@ -310,6 +335,7 @@ pub fn appraise_host(
                 clock: depends(claims::HOST_CLOCK),
                 firmware: depends(claims::HOST_FIRMWARE),
                 tenant: depends(claims::HOST_TENANT),
+                device: depends(claims::HOST_DEVICE),
                 host_id: Some(binding.host_id),
             };
         }
@@ -320,15 +346,25 @@ pub fn appraise_host(
             claims::HOST_QUOTE,
             "quote signed by the bound ak over the expected nonce and pcrs",
         ),
-        clock: match clocks.advance(
-            &format!("{}/{}", binding.host_id, chip.unwrap_or("")),
-            &verified.attest.clock_info,
-        ) {
-            Ok(()) => claims::pass(claims::HOST_CLOCK, "tpm clock moved forward"),
-            Err(reason) => claims::fail(claims::HOST_CLOCK, code::HOST_CLOCK, reason),
+        clock: match chip {
+            // Only appraisals whose chip evidence held are remembered, so
+            // the memory grows with genuine appraisals alone.
+            None => claims::unknown(
+                claims::HOST_CLOCK,
+                code::DEPENDS,
+                "not decided: chip evidence did not hold",
+            ),
+            Some(chip) => match clocks.advance(
+                &format!("{}/{chip}", binding.host_id),
+                &verified.attest.clock_info,
+            ) {
+                Ok(()) => claims::pass(claims::HOST_CLOCK, "tpm clock moved forward"),
+                Err(reason) => claims::fail(claims::HOST_CLOCK, code::HOST_CLOCK, reason),
+            },
         },
         firmware: firmware(&verified, policy),
         tenant: tenant_claim(&verified, policy, tenant),
+        device: device_claim(&verified, policy, input.devices, chip),
         binding: binding_claim,
         host_id: Some(binding.host_id),
     }
@@ -410,6 +446,56 @@ fn tenant_claim(quote: &VerifiedQuote, policy: &HostPolicy, tenant: Option<&str>
     }
 }
 
+/// The chip must be in the host's device log, and the log must replay to
+/// the signed device PCR.
+fn device_claim(
+    quote: &VerifiedQuote,
+    policy: &HostPolicy,
+    devices: &[Vec<u8>],
+    chip: Option<&str>,
+) -> ClaimResult {
+    let Some(chip) = chip else {
+        return claims::unknown(
+            claims::HOST_DEVICE,
+            code::DEPENDS,
+            "not decided: chip evidence did not hold",
+        );
+    };
+    let digests: Option<Vec<[u8; 32]>> = devices
+        .iter()
+        .map(|d| <[u8; 32]>::try_from(d.as_slice()).ok())
+        .collect();
+    let Some(digests) = digests.filter(|d| d.len() <= MAX_DEVICES) else {
+        return claims::fail(
+            claims::HOST_DEVICE,
+            code::HOST_DEVICE,
+            "device log entries must be 32-byte chip ids",
+        );
+    };
+    let signed = quote.pcrs.0.get(&(alg::SHA256, policy.device_pcr));
+    if signed != Some(&extended(&digests)) {
+        return claims::fail(
+            claims::HOST_DEVICE,
+            code::HOST_DEVICE,
+            format!(
+                "device log does not replay to the signed pcr {}",
+                policy.device_pcr
+            ),
+        );
+    }
+    if !digests.iter().any(|d| hex::encode(d) == chip) {
+        return claims::fail(
+            claims::HOST_DEVICE,
+            code::HOST_DEVICE,
+            "the host's measured device log does not hold this chip",
+        );
+    }
+    claims::pass(
+        claims::HOST_DEVICE,
+        format!("host measured this chip among {} devices", digests.len()),
+    )
+}
+
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
@@ -452,12 +538,20 @@ mod tests {
         policy.firmware.insert(0, vec![vec![1; 32]]);
         policy.firmware.insert(7, vec![vec![2; 32], vec![3; 32]]);
         assert_eq!(HostPolicy::from_toml(&policy.to_toml()).unwrap(), policy);
-        assert_eq!(policy.selection().banks[0].indices(), vec![0, 7, 16]);
+        assert_eq!(policy.selection().banks[0].indices(), vec![0, 7, 16, 23]);
         assert!(HostPolicy::from_toml("[pcrs]\n24 = []\n").is_err());
         assert!(
             HostPolicy::from_toml("[pcrs]\n16 = []\n").is_err(),
             "tenant pcr is not firmware"
         );
         assert!(HostPolicy::from_toml("[pcrs]\n1 = [\"abcd\"]\n").is_err());
+        assert!(
+            HostPolicy::from_toml("[pcrs]\n23 = []\n").is_err(),
+            "device pcr is not firmware"
+        );
+        assert!(
+            HostPolicy::from_toml("tenant_pcr = 23\n").is_err(),
+            "tenant and device pcrs differ"
+        );
     }
 }
