@@ -10,6 +10,7 @@
 pub mod ak_binding;
 pub mod cose;
 pub mod ids;
+pub mod landmark;
 pub mod license;
 pub mod nonce;
 pub mod request_id;

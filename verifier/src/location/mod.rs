@@ -15,15 +15,16 @@
 //! - comparisons carry a tolerance of [`TOLERANCE_KM`] in the direction that
 //!   widens the region.
 //!
-//! Limitation: this is the geometry only. Landmark records, their signatures
-//! and the timed exchange are not built yet, so no appraisal asks for a
-//! location claim; the `site` claim still compares site ids.
+//! Limitation: the geometry and the checking of landmark records are here,
+//! but appraisals do not carry records yet, so no result has a location
+//! claim; the `site` claim still compares site ids.
 //!
 //! Inputs come from landmark records, which are attacker-influenced until
 //! their signatures are checked; every function here refuses non-finite or
 //! out-of-range numbers instead of computing with them.
 
 pub mod geometry;
+pub mod records;
 
 pub use geometry::{
     Cap, Feasible, GeoError, Point, SPEED_OF_LIGHT_KM_PER_MS, TOLERANCE_KM, feasible_region,
