@@ -516,6 +516,7 @@ async fn attest_one(
         tenant: tenant.into(),
         site_id: site.into(),
         host,
+        landmark_records: Vec::new(),
     };
     let mut signed = verifier
         .appraise(request.clone())

@@ -109,6 +109,7 @@ impl World {
             tenant: "acme-ai".into(),
             site_id: "fra-1".into(),
             host: None,
+            landmark_records: Vec::new(),
         }
     }
 
@@ -314,6 +315,7 @@ async fn claims_swapped_after_signing_and_forged_challenges_fail_freshness() {
         tenant: "acme-ai".into(),
         site_id: "fra-1".into(),
         host: None,
+        landmark_records: Vec::new(),
     };
     let result = w.appraise(r).await.unwrap();
     assert_eq!(
@@ -377,6 +379,7 @@ async fn forged_evidence_cannot_spend_a_challenge_the_chip_still_needs() {
         tenant: "acme-ai".into(),
         site_id: "fra-1".into(),
         host: None,
+        landmark_records: Vec::new(),
     };
     let result = w.appraise(forged).await.unwrap();
     assert_eq!(
@@ -392,6 +395,7 @@ async fn forged_evidence_cannot_spend_a_challenge_the_chip_still_needs() {
         tenant: "acme-ai".into(),
         site_id: "fra-1".into(),
         host: None,
+        landmark_records: Vec::new(),
     };
     assert_eq!(
         w.appraise(genuine.clone()).await.unwrap().verdict,

@@ -167,6 +167,7 @@ impl World {
             tenant: "acme-ai".into(),
             site_id: "fra-1".into(),
             host: Some(host),
+            landmark_records: Vec::new(),
         };
         let signed = self
             .verifier

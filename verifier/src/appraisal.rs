@@ -17,9 +17,11 @@
 //! 6. Measurements against the model's reference values.
 //! 7. License window and revocation.
 //! 8. Tenant and site against the license.
-//! 9. With host evidence: the AK binding, the host quote over the nonce
-//!    derived from the chip's, the TPM clock, firmware PCRs and the tenant
-//!    PCR ([`crate::evidence::tpm::host`]).
+//! 9. With landmark records: the location claim
+//!    ([`crate::location::location_claim`]).
+//! 10. With host evidence: the AK binding, the host quote over the nonce
+//!     derived from the chip's, the TPM clock, firmware, tenant and device
+//!     PCRs ([`crate::evidence::tpm::host`]).
 //!
 //! A claim whose prerequisites did not pass is unknown with code
 //! `CW-DEPENDS`, never passed.
@@ -37,6 +39,8 @@ use crate::claims::{self, code};
 use crate::evidence::roots::Roots;
 use crate::evidence::spdm::{self, EvidenceError, EvidenceFacts};
 use crate::evidence::tpm::host::{HostClocks, HostContext, HostInput, HostPolicy, appraise_host};
+use crate::location::records::Landmarks;
+use crate::location::{Cap, LocationInput, MAX_RECORDS, Point, location_claim};
 use crate::policy::reference::ReferenceValues;
 use crate::revocation::RevocationCache;
 
@@ -52,6 +56,8 @@ pub struct AppraisalSettings {
     pub audience: String,
     /// Clock skew allowed on license windows, seconds. Default 60.
     pub skew_secs: i64,
+    /// Oldest landmark record accepted, milliseconds. Default 60000.
+    pub record_max_age_ms: i64,
 }
 
 impl Default for AppraisalSettings {
@@ -59,6 +65,7 @@ impl Default for AppraisalSettings {
         Self {
             audience: "chipward-verifier".into(),
             skew_secs: 60,
+            record_max_age_ms: 60_000,
         }
     }
 }
@@ -80,6 +87,8 @@ pub struct AppraisalRequest<'a> {
     pub site_id: &'a str,
     /// The quote of the host the chip sits in, if it has a TPM.
     pub host: Option<HostInput<'a>>,
+    /// Signed landmark measurement records of the chip, if any.
+    pub landmark_records: &'a [Vec<u8>],
 }
 
 /// A signed result and its decoded content.
@@ -112,6 +121,9 @@ pub enum AppraisalError {
     /// A token that is not a readable COSE_Sign1 license.
     #[error("license token is malformed")]
     Token(#[source] TokenError),
+    /// More landmark records than one appraisal takes.
+    #[error("{0} landmark records exceed the limit of {MAX_RECORDS}")]
+    TooManyRecords(usize),
 }
 
 /// Everything an appraisal needs; shared by all requests.
@@ -125,6 +137,7 @@ pub struct Appraiser {
     result_key: Ed25519Key,
     host_policy: HostPolicy,
     host_clocks: HostClocks,
+    landmarks: Landmarks,
 }
 
 impl std::fmt::Debug for Appraiser {
@@ -156,6 +169,7 @@ impl Appraiser {
             result_key,
             host_policy: HostPolicy::default(),
             host_clocks: HostClocks::default(),
+            landmarks: Landmarks::default(),
         }
     }
 
@@ -163,6 +177,12 @@ impl Appraiser {
     /// firmware reference values).
     pub fn with_host_policy(mut self, policy: HostPolicy) -> Self {
         self.host_policy = policy;
+        self
+    }
+
+    /// Trusts these landmarks' measurement records.
+    pub fn with_landmarks(mut self, landmarks: Landmarks) -> Self {
+        self.landmarks = landmarks;
         self
     }
 
@@ -192,6 +212,9 @@ impl Appraiser {
         // 1. Bounds.
         check_len("tenant", req.tenant, MAX_TENANT_LEN)?;
         check_len("site_id", req.site_id, MAX_SITE_LEN)?;
+        if req.landmark_records.len() > MAX_RECORDS {
+            return Err(AppraisalError::TooManyRecords(req.landmark_records.len()));
+        }
 
         // 2. Evidence; 3. license; both refuse unreadable input outright.
         let facts = spdm::examine(req.transcript, req.cert_chain, &self.roots, now)
@@ -241,7 +264,19 @@ impl Appraiser {
             || format!("claims site {:?}, license names another", req.site_id),
         ));
 
-        // 9. The host, when the chip sits in one with a TPM.
+        // 9. Location, when landmark records came with the evidence.
+        if !req.landmark_records.is_empty() {
+            let proven = facts.authentic() && freshness.status == Status::Pass;
+            out.push(self.location(
+                req,
+                &facts,
+                license.as_ref().filter(|_| proven),
+                &expected,
+                now_ms,
+            ));
+        }
+
+        // 10. The host, when the chip sits in one with a TPM.
         if let Some(host) = &req.host {
             let tenant = license.as_ref().map(|l| l.claims().tenant.as_str());
             let nonce = host_quote_nonce(&expected);
@@ -369,6 +404,42 @@ impl Appraiser {
             ),
             Err(e) => claims::fail(name, code::REPLAY, e.to_string()),
         }
+    }
+
+    fn location(
+        &self,
+        req: &AppraisalRequest<'_>,
+        facts: &EvidenceFacts,
+        license: Option<&VerifiedLicense>,
+        binding: &[u8; 32],
+        now_ms: i64,
+    ) -> ClaimResult {
+        let (Some(license), Some(identity)) = (license, facts.identity.as_ref()) else {
+            return depends(
+                claims::LOCATION,
+                "license signature, evidence and freshness",
+            );
+        };
+        let site = &license.claims().site;
+        let Ok(center) = Point::new(site.latitude, site.longitude) else {
+            return claims::fail(
+                claims::LOCATION,
+                code::LOCATION_RECORD,
+                "license site is not a place on earth",
+            );
+        };
+        let input = LocationInput {
+            chip_id: &identity.chip_id.to_hex(),
+            alias_spki: &facts.leaf_spki,
+            binding,
+            site: Cap {
+                center,
+                radius_km: site.radius_km,
+            },
+            now_ms,
+            max_age_ms: self.settings.record_max_age_ms,
+        };
+        location_claim(req.landmark_records, &self.landmarks, &input)
     }
 
     fn window_claim(&self, license: Option<&VerifiedLicense>, now: i64) -> ClaimResult {

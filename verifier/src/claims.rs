@@ -38,6 +38,9 @@ pub const HOST_FIRMWARE: &str = "host.firmware";
 /// The host's tenant PCR records the license's tenant.
 pub const HOST_TENANT: &str = "host.tenant";
 
+/// Signed round trips to landmarks place the chip inside the license's site.
+pub const LOCATION: &str = "location";
+
 /// The host measured this chip into its device PCR.
 pub const HOST_DEVICE: &str = "host.device";
 
@@ -148,6 +151,12 @@ pub mod code {
     pub const HOST_FIRMWARE: &str = "CW-HOST-FIRMWARE";
     /// The host's tenant PCR records another tenant.
     pub const HOST_TENANT: &str = "CW-HOST-TENANT";
+    /// Landmark round trips place the chip outside its site.
+    pub const LOCATION_OUTSIDE: &str = "CW-LOC-OUTSIDE";
+    /// A landmark record was refused.
+    pub const LOCATION_RECORD: &str = "CW-LOC-RECORD";
+    /// The round trips leave the chip possibly inside, possibly outside.
+    pub const LOCATION_UNCERTAIN: &str = "CW-LOC-UNCERTAIN";
     /// The host's measured device log does not hold the chip.
     pub const HOST_DEVICE: &str = "CW-HOST-DEVICE";
     /// A prerequisite claim did not pass, so this one was not decided.

@@ -18,6 +18,7 @@ use crate::appraisal::{AppraisalSettings, Appraiser};
 use crate::challenge::{Challenges, NonceKey};
 use crate::evidence::roots::Roots;
 use crate::evidence::tpm::host::HostPolicy;
+use crate::location::records::Landmarks;
 use crate::policy::reference::ReferenceValues;
 use crate::revocation::RevocationCache;
 
@@ -40,6 +41,12 @@ pub struct VerifierConfig {
     /// PCRs (see `evidence::tpm::host`). Default none: tenant in PCR 16 and
     /// every host.firmware claim unknown.
     pub host_reference_values: Option<PathBuf>,
+    /// Enrolled landmarks (`[[landmark]]` tables of `id`, `latitude`,
+    /// `longitude` in degrees and `public_key`, the 32-byte Ed25519 key in
+    /// hex). Default none: landmark records are refused.
+    pub landmarks: Option<PathBuf>,
+    /// Oldest landmark record accepted, milliseconds. Default 60000.
+    pub landmark_record_max_age_ms: i64,
     /// The issuer's gRPC address, for revocation lists. Default
     /// `http://127.0.0.1:7401`.
     pub issuer_endpoint: String,
@@ -70,6 +77,8 @@ impl Default for VerifierConfig {
             extra_roots: Vec::new(),
             reference_values: None,
             host_reference_values: None,
+            landmarks: None,
+            landmark_record_max_age_ms: 60_000,
             issuer_endpoint: "http://127.0.0.1:7401".into(),
             revocation_refresh_ms: 5_000,
             revocation_max_age_ms: 30_000,
@@ -133,6 +142,11 @@ impl VerifierConfig {
         let settings = AppraisalSettings {
             audience: self.audience.clone(),
             skew_secs: self.clock_skew_secs,
+            record_max_age_ms: self.landmark_record_max_age_ms,
+        };
+        let landmarks = match &self.landmarks {
+            Some(path) => Landmarks::from_toml(&std::fs::read_to_string(path)?)?,
+            None => Landmarks::default(),
         };
         let appraiser = Appraiser::new(
             settings,
@@ -143,7 +157,8 @@ impl VerifierConfig {
             Arc::clone(&revocations),
             result_key,
         )
-        .with_host_policy(host_policy);
+        .with_host_policy(host_policy)
+        .with_landmarks(landmarks);
         Ok(Loaded {
             appraiser: Arc::new(appraiser),
             issuer_keys,

@@ -125,6 +125,7 @@ impl Verifier for VerifierService {
                 license_token: &req.license_token,
                 tenant: &req.tenant,
                 site_id: &req.site_id,
+                landmark_records: &req.landmark_records,
                 host: host.as_ref().map(|(h, pcrs)| HostInput {
                     attest: &h.attest,
                     signature: &h.signature,

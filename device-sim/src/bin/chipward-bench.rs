@@ -510,6 +510,7 @@ fn appraise(
         tenant: TENANT,
         site_id: SITE.0,
         host: None,
+        landmark_records: &[],
     };
     let result = appraiser.appraise(&request, now_ms()?)?.result;
     if result.verdict != Status::Pass {

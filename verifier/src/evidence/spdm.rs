@@ -59,6 +59,8 @@ pub struct EvidenceFacts {
     pub signature: ClaimResult,
     /// Set when the chain validated.
     pub identity: Option<ChipIdentity>,
+    /// The leaf (attestation key) SubjectPublicKeyInfo, as received.
+    pub leaf_spki: Vec<u8>,
 }
 
 impl EvidenceFacts {
@@ -132,6 +134,7 @@ pub fn examine(
         chain: chain_claim,
         signature,
         identity,
+        leaf_spki,
     })
 }
 

@@ -15,9 +15,10 @@
 //! - comparisons carry a tolerance of [`TOLERANCE_KM`] in the direction that
 //!   widens the region.
 //!
-//! Limitation: the geometry and the checking of landmark records are here,
-//! but appraisals do not carry records yet, so no result has a location
-//! claim; the `site` claim still compares site ids.
+//! An appraisal that carries landmark records gets a `location` claim
+//! ([`location_claim`]); one that carries none gets no location claim, and
+//! the `site` claim compares site ids only. Limitation: nothing yet requires
+//! records, so a verifier cannot insist on a location bound.
 //!
 //! Inputs come from landmark records, which are attacker-influenced until
 //! their signatures are checked; every function here refuses non-finite or
@@ -74,3 +75,109 @@ pub fn judge(caps: &[Cap], site: &Cap) -> Result<LocationVerdict, GeoError> {
         },
     })
 }
+
+/// Speed a calibration of real fiber suggests, km per ms: about 2/3 of c.
+/// It may warn, never decide.
+pub const CALIBRATED_KM_PER_MS: f64 = SPEED_OF_LIGHT_KM_PER_MS * 2.0 / 3.0;
+
+/// Most landmark records one appraisal may carry.
+pub const MAX_RECORDS: usize = geometry::MAX_CAPS;
+
+/// What the `location` claim needs besides the records.
+#[derive(Clone, Copy, Debug)]
+pub struct LocationInput<'a> {
+    /// The chip proven by the evidence, lowercase hex.
+    pub chip_id: &'a str,
+    /// Its attestation key, which signs the distance-bounding transcripts.
+    pub alias_spki: &'a [u8],
+    /// The chip's evidence nonce, which every record must be bound to.
+    pub binding: &'a [u8; 32],
+    /// The license's site disc.
+    pub site: Cap,
+    /// Unix milliseconds.
+    pub now_ms: i64,
+    /// Oldest record accepted, ms.
+    pub max_age_ms: i64,
+}
+
+/// The `location` claim: pass when every place the records allow is inside
+/// the license's site disc, fail when none is (or a record is refused),
+/// unknown otherwise. The reason states the largest possible distance.
+pub fn location_claim(
+    records: &[Vec<u8>],
+    landmarks: &records::Landmarks,
+    input: &LocationInput<'_>,
+) -> chipward_proto::result::ClaimResult {
+    use crate::claims::{self, LOCATION, code};
+
+    let mut caps = Vec::with_capacity(records.len());
+    for (i, bytes) in records.iter().enumerate() {
+        match landmarks.check(
+            bytes,
+            input.chip_id,
+            input.alias_spki,
+            input.binding,
+            input.now_ms,
+            input.max_age_ms,
+        ) {
+            Ok(cap) => caps.push(cap),
+            Err(e) => {
+                let reason = format!("landmark record {i} refused: {}", claims::with_sources(&e));
+                return claims::fail(LOCATION, code::LOCATION_RECORD, reason);
+            }
+        }
+    }
+    let verdict = match judge(&caps, &input.site) {
+        Ok(v) => v,
+        Err(e) => return claims::fail(LOCATION, code::LOCATION_RECORD, claims::with_sources(&e)),
+    };
+    let radius = input.site.radius_km;
+    let warning = calibrated_warning(&caps, &input.site);
+    match verdict {
+        LocationVerdict::Inside { farthest_km } => claims::pass(
+            LOCATION,
+            format!("within {farthest_km:.1} km of the site, licensed radius {radius} km{warning}"),
+        ),
+        LocationVerdict::Outside {
+            nearest_km: Some(near),
+        } => claims::fail(
+            LOCATION,
+            code::LOCATION_OUTSIDE,
+            format!("at least {near:.1} km from the site, licensed radius {radius} km"),
+        ),
+        LocationVerdict::Outside { nearest_km: None } => claims::fail(
+            LOCATION,
+            code::LOCATION_OUTSIDE,
+            "landmark measurements contradict each other",
+        ),
+        LocationVerdict::Undecided { farthest_km, .. } => claims::unknown(
+            LOCATION,
+            code::LOCATION_UNCERTAIN,
+            format!(
+                "may be up to {farthest_km:.1} km from the site, licensed radius {radius} km{warning}"
+            ),
+        ),
+    }
+}
+
+/// Shrinks each cap to what a round trip at fiber speed would allow; if that
+/// places the chip outside the site, the reason says so. Never decides.
+fn calibrated_warning(caps: &[Cap], site: &Cap) -> String {
+    let ratio = CALIBRATED_KM_PER_MS / SPEED_OF_LIGHT_KM_PER_MS;
+    let tight: Vec<Cap> = caps
+        .iter()
+        .map(|c| Cap {
+            center: c.center,
+            radius_km: c.radius_km * ratio,
+        })
+        .collect();
+    match judge(&tight, site) {
+        Ok(LocationVerdict::Outside { .. }) => {
+            "; warning: at fiber speed (2/3 c) the measurements place it outside".into()
+        }
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -87,7 +87,57 @@ pub enum RecordRejection {
     Geometry(#[source] GeoError),
 }
 
+/// A landmarks file that does not parse.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum LandmarksError {
+    /// Not valid TOML of the expected shape.
+    #[error("landmarks file is not valid toml")]
+    Toml(#[source] toml::de::Error),
+    /// A landmark with an unusable position or key.
+    #[error("landmark {0:?} has an invalid position or key")]
+    Invalid(String),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LandmarksFile {
+    #[serde(default)]
+    landmark: Vec<LandmarkEntry>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LandmarkEntry {
+    id: String,
+    latitude: f64,
+    longitude: f64,
+    public_key: String,
+}
+
 impl Landmarks {
+    /// Parses `[[landmark]]` tables of `id`, `latitude`, `longitude` and
+    /// `public_key` (32 bytes of hex); each key's id is derived from it.
+    pub fn from_toml(text: &str) -> Result<Self, LandmarksError> {
+        let file: LandmarksFile = toml::from_str(text).map_err(LandmarksError::Toml)?;
+        let mut out = Self::default();
+        for entry in file.landmark {
+            let invalid = || LandmarksError::Invalid(entry.id.clone());
+            let position = Point::new(entry.latitude, entry.longitude).map_err(|_| invalid())?;
+            let public_key = hex_array(&entry.public_key).ok_or_else(invalid)?;
+            let key_id = chipward_certs::keys::key_id_for(&public_key);
+            out = out.with(
+                &key_id,
+                Landmark {
+                    id: entry.id.clone(),
+                    position,
+                    public_key,
+                },
+            );
+        }
+        Ok(out)
+    }
+
     /// Trusts `landmark`, under the key id its public key gives.
     pub fn with(mut self, key_id: &str, landmark: Landmark) -> Self {
         self.keys = self.keys.with(key_id, landmark.public_key);
