@@ -50,6 +50,19 @@ pub enum LicenseState {
     Lapsed,
 }
 
+/// The chip's side of one distance-bounding exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DistanceBound {
+    /// Commitment to the secret, sent before the timed phase.
+    pub commitment: [u8; 32],
+    /// The timed reply.
+    pub response: [u8; 32],
+    /// The secret, revealed after the timed phase.
+    pub secret: [u8; 32],
+    /// ECDSA P-384 r‖s over the transcript.
+    pub signature: Vec<u8>,
+}
+
 /// A simulated accelerator.
 pub struct SimChip {
     /// The chip's identity.
@@ -170,6 +183,42 @@ impl SimChip {
                 transcript,
                 cert_chain: self.evidence_chain.clone(),
             })),
+        })
+    }
+
+    /// One distance-bounding exchange with a landmark, as the chip runs it:
+    /// a fresh secret and its commitment first, then the timed reply to the
+    /// landmark's `challenge` (the challenge XOR the secret, no signature),
+    /// and only after the clock has stopped the secret revealed and the
+    /// transcript signed with the attestation key.
+    pub fn distance_bound(
+        &self,
+        landmark_id: &str,
+        binding: &[u8; 32],
+        challenge: &[u8; 32],
+    ) -> Result<DistanceBound, ChipError> {
+        let mut secret = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut secret)
+            .map_err(|_| ChipError::Key("random source failed".into()))?;
+        let commitment = chipward_proto::landmark::commitment(&secret);
+        let response: [u8; 32] = std::array::from_fn(|i| challenge[i] ^ secret[i]);
+        let transcript = chipward_proto::landmark::transcript(
+            landmark_id,
+            binding,
+            &commitment,
+            challenge,
+            &response,
+        );
+        let signature = self
+            .alias_key
+            .sign_fixed(&transcript)
+            .map_err(|e| ChipError::Key(e.to_string()))?;
+        Ok(DistanceBound {
+            commitment,
+            response,
+            secret,
+            signature,
         })
     }
 

@@ -18,6 +18,7 @@ use chipward_proto::result::Status;
 use chipward_verifier::appraisal::{AppraisalSettings, Appraiser};
 use chipward_verifier::challenge::{Challenges, NonceKey};
 use chipward_verifier::evidence::roots::Roots;
+use chipward_verifier::location::Point;
 use chipward_verifier::policy::reference::ReferenceValues;
 use chipward_verifier::revocation::RevocationCache;
 use chipward_verifier::service::{self as verifier_service, VerifierService};
@@ -26,8 +27,9 @@ use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
 use crate::chip::{LicenseState, golden_measurements};
-use crate::fleet::{self, FleetPlan, FleetReport, Host, Vendor};
+use crate::fleet::{self, FleetPlan, FleetReport, Host, SITES, SiteLandmarks, Vendor};
 use crate::host_firmware::host_policy;
+use crate::landmark::{self, enrolment};
 
 /// How often the demo verifier refreshes the revocation list.
 const REVOCATION_REFRESH: Duration = Duration::from_millis(200);
@@ -48,6 +50,7 @@ pub async fn start_services(
     dir: &Path,
     plan: &FleetPlan,
     tpm_roots: &[Vec<u8>],
+    landmarks: &SiteLandmarks,
 ) -> anyhow::Result<Services> {
     let pki_dir = dir.join("pki");
     DevPki::create(&pki_dir, &plan.model)?;
@@ -62,7 +65,7 @@ pub async fn start_services(
 
     let verifier_listener = TcpListener::bind("127.0.0.1:0").await?;
     let verifier = verifier_listener.local_addr()?;
-    let (appraiser, revocations, issuer_keys) = verifier_parts(&pki_dir, plan)?;
+    let (appraiser, revocations, issuer_keys) = verifier_parts(&pki_dir, plan, landmarks)?;
     let clock = verifier_service::system_clock();
     tokio::spawn(verifier_service::refresh_revocations(
         format!("http://{issuer}"),
@@ -125,6 +128,7 @@ fn issuer_service(
 fn verifier_parts(
     pki_dir: &Path,
     plan: &FleetPlan,
+    landmarks: &SiteLandmarks,
 ) -> anyhow::Result<(Arc<Appraiser>, Arc<RevocationCache>, TrustedKeys)> {
     let pki = DevPki::load(pki_dir)?;
     let issuer_keys = TrustedKeys::new().with(
@@ -145,7 +149,8 @@ fn verifier_parts(
         Arc::clone(&revocations),
         pki.verifier_result_key,
     )
-    .with_host_policy(host_policy(&plan.host_firmware));
+    .with_host_policy(host_policy(&plan.host_firmware))
+    .with_landmarks(enrolment(landmarks.values().flatten()));
     Ok((Arc::new(appraiser), revocations, issuer_keys))
 }
 
@@ -153,17 +158,43 @@ fn verifier_parts(
 /// `plan` against them over gRPC.
 pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
     let rig = HostRig::start(plan)?;
-    let services = start_services(dir, plan, &rig.tpm_roots).await?;
+    let landmarks = Arc::new(if plan.landmarks {
+        site_landmarks()?
+    } else {
+        SiteLandmarks::new()
+    });
+    let services = start_services(dir, plan, &rig.tpm_roots, &landmarks).await?;
     let issuer = format!("http://{}", services.issuer);
     let verifier = format!("http://{}", services.verifier);
     let hosts = rig.enrol(&issuer).await?;
-    let mut report = run_against(&dir.join("pki"), &issuer, &verifier, plan, &hosts).await?;
+    let mut report = run_against(
+        &dir.join("pki"),
+        &issuer,
+        &verifier,
+        plan,
+        &hosts,
+        landmarks,
+    )
+    .await?;
     report.hosts_note = rig.note.clone();
     // Hosts close their TPM connections before their swtpms stop.
     drop(hosts);
     drop(services);
     drop(rig);
     Ok(report)
+}
+
+/// Three landmarks 5 km from the centre of each demo site.
+pub fn site_landmarks() -> anyhow::Result<SiteLandmarks> {
+    let mut out = SiteLandmarks::new();
+    for site in &SITES {
+        let center = Point {
+            latitude: site.latitude,
+            longitude: site.longitude,
+        };
+        out.insert(site.id.to_owned(), landmark::ring(site.id, &center, 5.0)?);
+    }
+    Ok(out)
 }
 
 /// The demo's hosts: swtpm-backed when the TPM backend is built and swtpm
@@ -279,6 +310,7 @@ pub async fn run_against(
     verifier_url: &str,
     plan: &FleetPlan,
     hosts: &[Arc<dyn Host>],
+    landmarks: Arc<SiteLandmarks>,
 ) -> anyhow::Result<FleetReport> {
     let pki = DevPki::load(pki_dir)?;
     let vendor = Vendor {
@@ -299,7 +331,7 @@ pub async fn run_against(
         .connect()
         .await?;
     let now = || verifier_service::system_clock()() / 1000;
-    fleet::run(plan, &vendor, issuer, verifier, hosts, now).await
+    fleet::run(plan, &vendor, issuer, verifier, hosts, landmarks, now).await
 }
 
 /// The reference values a verifier needs for the fleet's firmware.
@@ -411,6 +443,41 @@ pub fn render(report: &FleetReport, show_all: bool) -> String {
             hosted.len()
         );
     }
+    let located: Vec<&(Status, String)> = report
+        .chips
+        .iter()
+        .filter_map(|c| c.location.as_ref())
+        .collect();
+    if !located.is_empty() {
+        let count = |s: Status| located.iter().filter(|(st, _)| *st == s).count();
+        // The certified radius is the largest possible distance the verifier
+        // states in a passing location claim ("within X km of the site").
+        let mut radii: Vec<f64> = located
+            .iter()
+            .filter(|(st, _)| *st == Status::Pass)
+            .filter_map(|(_, reason)| {
+                reason
+                    .strip_prefix("within ")?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        radii.sort_by(f64::total_cmp);
+        let median = radii
+            .get(radii.len() / 2)
+            .map(|r| format!("{r:.1} km"))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "  location by landmarks: {} certified inside their site (median certified radius {median}), \
+             {} undecided, {} outside",
+            count(Status::Pass),
+            count(Status::Unknown),
+            count(Status::Fail)
+        );
+    }
     let _ = writeln!(
         out,
         "  compliant: {} of {total}; renewed: {renewed}",
@@ -425,13 +492,19 @@ pub fn render(report: &FleetReport, show_all: bool) -> String {
             list.join(" ")
         );
     }
-    let unknown = report
+    let undecided: Vec<String> = report
         .chips
         .iter()
         .filter(|c| c.verdict == Status::Unknown)
-        .count();
-    if unknown > 0 {
-        let _ = writeln!(out, "  undecided: {unknown}");
+        .map(|c| c.index.to_string())
+        .collect();
+    if !undecided.is_empty() {
+        let _ = writeln!(
+            out,
+            "  not certified, undecided ({}): chips {}",
+            undecided.len(),
+            undecided.join(" ")
+        );
     }
     out
 }

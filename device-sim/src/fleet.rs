@@ -22,7 +22,11 @@ use chipward_proto::result::{self, Status};
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 
+use chipward_verifier::location::Point;
+
 use crate::chip::{LicenseState, SimChip};
+use crate::geography::{Rng, destination};
+use crate::landmark::{SimLandmark, metro_network};
 
 /// A fault the simulator injects into one chip.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,11 +45,14 @@ pub enum Fault {
     ReplayedEvidence,
     /// A device with another chip's certificates but not its key.
     ClonedIdentity,
+    /// A chip moved far abroad, claiming its licensed site through a relay
+    /// there that forwards each landmark's challenge.
+    RelayedChip,
 }
 
 impl Fault {
     /// Every fault, in table order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::TamperedFirmware,
         Self::WrongTenant,
         Self::MovedSite,
@@ -53,6 +60,7 @@ impl Fault {
         Self::RevokedLicense,
         Self::ReplayedEvidence,
         Self::ClonedIdentity,
+        Self::RelayedChip,
     ];
 
     /// Short label for tables.
@@ -65,10 +73,21 @@ impl Fault {
             Self::RevokedLicense => "revoked-license",
             Self::ReplayedEvidence => "replayed-evidence",
             Self::ClonedIdentity => "cloned-identity",
+            Self::RelayedChip => "relayed-chip",
         }
     }
 
-    /// The one claim the verifier must fail for this fault.
+    /// The one claim that catches this fault, and how: every fault fails
+    /// its claim except a relayed chip, whose location the landmarks can no
+    /// longer certify (unknown), since physics bounds distance, not place.
+    pub fn caught_by(self) -> (&'static str, Status) {
+        match self {
+            Self::RelayedChip => (chipward_verifier::claims::LOCATION, Status::Unknown),
+            other => (other.failed_claim(), Status::Fail),
+        }
+    }
+
+    /// The claim the verifier must fail for this fault, if it fails one.
     pub fn failed_claim(self) -> &'static str {
         use chipward_verifier::claims as c;
         match self {
@@ -79,6 +98,7 @@ impl Fault {
             Self::RevokedLicense => c::LICENSE_REVOCATION,
             Self::ReplayedEvidence => c::EVIDENCE_FRESHNESS,
             Self::ClonedIdentity => c::EVIDENCE_SIGNATURE,
+            Self::RelayedChip => c::LOCATION,
         }
     }
 }
@@ -162,6 +182,9 @@ pub struct FleetPlan {
     pub hosts: usize,
     /// Firmware version of every host.
     pub host_firmware: String,
+    /// Whether landmarks measure every chip and the verifier judges its
+    /// location.
+    pub landmarks: bool,
 }
 
 impl Default for FleetPlan {
@@ -175,13 +198,15 @@ impl Default for FleetPlan {
             grace_secs: 3_600,
             hosts: 2,
             host_firmware: "uefi-2.9".into(),
+            landmarks: true,
         }
     }
 }
 
 impl FleetPlan {
     /// The fault injected into chip `index`: in each block of 40 chips, every
-    /// fifth chip starting at the fourth carries one fault kind in turn.
+    /// fifth chip starting at the fourth carries one fault kind in turn (all
+    /// eight kinds per block).
     pub fn fault_for(&self, index: usize) -> Option<Fault> {
         let slot = index % 40;
         (self.faults && slot % 5 == 3)
@@ -213,6 +238,9 @@ pub struct ChipOutcome {
     pub fault: Option<Fault>,
     /// The host the chip sits in, if it has a TPM.
     pub host: Option<String>,
+    /// The location claim, when landmarks measured the chip: its status
+    /// and reason.
+    pub location: Option<(Status, String)>,
     /// The verifier's verdict.
     pub verdict: Status,
     /// Claims that failed, with their codes.
@@ -279,6 +307,41 @@ struct Member {
     token_id: String,
 }
 
+/// Landmarks by site id.
+pub type SiteLandmarks = BTreeMap<String, Vec<SimLandmark>>;
+
+/// What every chip's attestation shares.
+struct AttestContext {
+    issuer_keys: TrustedKeys,
+    verifier_keys: TrustedKeys,
+    grace_secs: i64,
+    landmarks: Arc<SiteLandmarks>,
+}
+
+/// How far a relayed chip is taken from its site, km.
+pub const RELAY_DISTANCE_KM: f64 = 1_500.0;
+
+/// Where chip `index` physically is, and the relay it hides behind, if any:
+/// within 2 km of its site's centre, or far abroad behind a relay there.
+fn whereabouts(index: usize, site: &SiteSpec, fault: Option<Fault>) -> (Point, Option<Point>) {
+    let center = Point {
+        latitude: site.latitude,
+        longitude: site.longitude,
+    };
+    let bearing = (index * 37 % 360) as f64;
+    if fault == Some(Fault::RelayedChip) {
+        (
+            destination(&center, bearing, RELAY_DISTANCE_KM),
+            Some(center),
+        )
+    } else {
+        (
+            destination(&center, bearing, (index % 5) as f64 * 0.4),
+            None,
+        )
+    }
+}
+
 /// Runs the whole loop for `plan` against the servers behind the channels.
 pub async fn run(
     plan: &FleetPlan,
@@ -286,6 +349,7 @@ pub async fn run(
     issuer: Channel,
     verifier: Channel,
     hosts: &[Arc<dyn Host>],
+    landmarks: Arc<SiteLandmarks>,
     now: impl Fn() -> i64 + Send + Sync + 'static,
 ) -> anyhow::Result<FleetReport> {
     let started = Instant::now();
@@ -315,19 +379,15 @@ pub async fn run(
     for slot in 0..members.len() {
         let (members, gate, now) = (Arc::clone(&members), Arc::clone(&gate), Arc::clone(&now));
         let (mut issuer, mut verifier) = (issuer.clone(), verifier.clone());
-        let keys = (vendor.issuer_keys.clone(), vendor.verifier_keys.clone());
-        let grace = plan.grace_secs;
+        let ctx = AttestContext {
+            issuer_keys: vendor.issuer_keys.clone(),
+            verifier_keys: vendor.verifier_keys.clone(),
+            grace_secs: plan.grace_secs,
+            landmarks: Arc::clone(&landmarks),
+        };
         tasks.spawn(async move {
             let _permit = gate.acquire().await?;
-            attest_one(
-                &members[slot],
-                &mut issuer,
-                &mut verifier,
-                &keys,
-                now(),
-                grace,
-            )
-            .await
+            attest_one(&members[slot], &mut issuer, &mut verifier, &ctx, now()).await
         });
     }
     let mut chips = Vec::with_capacity(members.len());
@@ -477,14 +537,49 @@ async fn revoke_and_wait(
     }
 }
 
+/// The landmarks of the chip's licensed site measure it where it
+/// physically is (through the relay, if it hides behind one), for the
+/// appraisal the chip's evidence nonce names.
+fn measure(
+    m: &Member,
+    ctx: &AttestContext,
+    challenge: &[u8],
+    tenant: &str,
+    site: &str,
+    now: i64,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let Some(landmarks) = ctx.landmarks.get(m.site.id) else {
+        return Ok(Vec::new());
+    };
+    let binding = evidence_nonce(challenge, tenant, site);
+    let (position, relay) = whereabouts(m.index, m.site, m.fault);
+    let network = metro_network();
+    let mut rng = Rng::new(m.index as u64 ^ now as u64);
+    landmarks
+        .iter()
+        .map(|l| {
+            Ok(l.measure(
+                &m.chip,
+                &position,
+                relay.as_ref(),
+                &binding,
+                &network,
+                &mut rng,
+                now * 1000,
+            )?)
+        })
+        .collect()
+}
+
 async fn attest_one(
     m: &Member,
     issuer: &mut IssuerClient<Channel>,
     verifier: &mut VerifierClient<Channel>,
-    (issuer_keys, verifier_keys): &(TrustedKeys, TrustedKeys),
+    ctx: &AttestContext,
     now: i64,
-    grace_secs: i64,
 ) -> anyhow::Result<ChipOutcome> {
+    let (issuer_keys, verifier_keys, grace_secs) =
+        (&ctx.issuer_keys, &ctx.verifier_keys, ctx.grace_secs);
     // What the chip claims: the truth about where it is and whom it serves.
     let tenant = if m.fault == Some(Fault::WrongTenant) {
         "unlicensed-tenant"
@@ -516,7 +611,7 @@ async fn attest_one(
         tenant: tenant.into(),
         site_id: site.into(),
         host,
-        landmark_records: Vec::new(),
+        landmark_records: measure(m, ctx, &challenge, tenant, site, now)?,
     };
     let mut signed = verifier
         .appraise(request.clone())
@@ -555,6 +650,9 @@ async fn attest_one(
         site: m.site.id.into(),
         fault: m.fault,
         host: m.host.as_ref().map(|h| h.name().to_owned()),
+        location: r
+            .claim(chipward_verifier::claims::LOCATION)
+            .map(|c| (c.status, c.reason.clone())),
         verdict: r.verdict,
         failed: r
             .claims

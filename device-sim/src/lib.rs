@@ -9,6 +9,7 @@ pub mod geography;
 #[cfg(feature = "tpm")]
 pub mod host;
 pub mod host_firmware;
+pub mod landmark;
 pub mod swtpm;
 #[cfg(feature = "tpm")]
 pub mod tpm;

@@ -39,7 +39,9 @@ struct World {
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let plan = FleetPlan::default();
-    let services = demo::start_services(dir.path(), &plan, &[]).await.unwrap();
+    let services = demo::start_services(dir.path(), &plan, &[], &Default::default())
+        .await
+        .unwrap();
     let pki = DevPki::load(&dir.path().join("pki")).unwrap();
     let chip = SimChip::manufacture(&pki.chip_ca, &plan.model, 1, &plan.firmware).unwrap();
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use chipward_device_sim::chip::LicenseState;
 use chipward_device_sim::demo;
-use chipward_device_sim::fleet::{Fault, FleetPlan};
+use chipward_device_sim::fleet::{ChipOutcome, Fault, FleetPlan};
 use chipward_proto::result::Status;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,24 +21,7 @@ async fn fleet_failures_are_exactly_the_injected_faults() {
 
     assert_eq!(report.chips.len(), 80);
     for chip in &report.chips {
-        let failed: BTreeSet<&str> = chip
-            .failed
-            .iter()
-            .map(|(claim, _)| claim.as_str())
-            .collect();
-        let expected: BTreeSet<&str> = chip.fault.map(|f| f.failed_claim()).into_iter().collect();
-        assert_eq!(
-            failed, expected,
-            "chip {} with fault {:?}: {chip:?}",
-            chip.index, chip.fault
-        );
-
-        let want = if chip.fault.is_some() {
-            Status::Fail
-        } else {
-            Status::Pass
-        };
-        assert_eq!(chip.verdict, want, "chip {}", chip.index);
+        assert_caught_exactly(chip);
         assert_eq!(
             chip.renewal.is_ok(),
             chip.fault.is_none(),
@@ -46,18 +29,61 @@ async fn fleet_failures_are_exactly_the_injected_faults() {
             chip.index,
             chip.renewal
         );
+        // Landmarks measured every chip; the healthy ones are certified.
+        let location = chip.location.as_ref().map(|(status, _)| *status);
+        if chip.fault.is_none() {
+            assert_eq!(
+                location,
+                Some(Status::Pass),
+                "chip {}: {chip:?}",
+                chip.index
+            );
+        }
     }
 
     // Each kind was injected twice and caught twice.
     for fault in Fault::ALL {
+        let (claim, how) = fault.caught_by();
         let caught = report
-            .failures()
-            .get(fault.failed_claim())
-            .map(Vec::len)
-            .unwrap_or(0);
+            .chips
+            .iter()
+            .filter(|c| c.fault == Some(fault))
+            .filter(|c| match how {
+                Status::Fail => c.failed.iter().any(|(name, _)| name == claim),
+                _ => c.unknown.iter().any(|name| name == claim),
+            })
+            .count();
         assert_eq!(caught, 2, "{fault:?}");
     }
-    assert_eq!(report.compliant(), 80 - 14);
+    assert_eq!(report.compliant(), 80 - 16);
+}
+
+/// A chip's failed claims are exactly its fault's, and its verdict follows.
+fn assert_caught_exactly(chip: &ChipOutcome) {
+    let failed: BTreeSet<&str> = chip
+        .failed
+        .iter()
+        .map(|(claim, _)| claim.as_str())
+        .collect();
+    let caught = chip.fault.map(Fault::caught_by);
+    let expected: BTreeSet<&str> = match caught {
+        Some((claim, Status::Fail)) => [claim].into_iter().collect(),
+        _ => BTreeSet::new(),
+    };
+    assert_eq!(
+        failed, expected,
+        "chip {} with fault {:?}: {chip:?}",
+        chip.index, chip.fault
+    );
+    let verdict = caught.map_or(Status::Pass, |(_, how)| how);
+    assert_eq!(chip.verdict, verdict, "chip {}: {chip:?}", chip.index);
+    if let Some((claim, Status::Unknown)) = caught {
+        assert!(
+            chip.unknown.iter().any(|c| c == claim),
+            "chip {}: {chip:?}",
+            chip.index
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

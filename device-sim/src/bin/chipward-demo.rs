@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
                 "Driving issuer {issuer} and verifier {verifier}, PKI in {}",
                 pki.display()
             );
-            demo::run_against(pki, issuer, verifier, &plan, &[]).await?
+            demo::run_against(pki, issuer, verifier, &plan, &[], Default::default()).await?
         }
         _ => {
             let temp = tempfile::tempdir()?;
