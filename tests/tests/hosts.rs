@@ -115,32 +115,7 @@ async fn world(tenant: &str, firmware: &str) -> World {
     let pki = DevPki::load(&dir.path().join("pki")).unwrap();
     let chip = SimChip::manufacture(&pki.chip_ca, &plan.model, 1, &plan.firmware).unwrap();
     host.attach(&[chip.chip_id]).unwrap();
-    issuer
-        .enrol_chip(EnrolChipRequest {
-            cert_chain: chip.enrolment_chain.clone(),
-        })
-        .await
-        .unwrap();
-    let license = issuer
-        .issue_license(IssueLicenseRequest {
-            chip_id: chip.chip_id.to_hex(),
-            tenant: "acme-ai".into(),
-            site: Some(Site {
-                id: "fra-1".into(),
-                latitude: 50.11,
-                longitude: 8.68,
-                radius_km: 50.0,
-            }),
-            not_before: 0,
-            lifetime_seconds: 0,
-            entitlements: vec![],
-            eccn: "3A090.a".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .license
-        .unwrap();
+    let token = enrol_and_license(&mut issuer, &chip).await;
     let verifier = VerifierClient::connect(format!("http://{}", services.verifier))
         .await
         .unwrap();
@@ -151,10 +126,42 @@ async fn world(tenant: &str, firmware: &str) -> World {
         _swtpm: tpm,
         host,
         chip,
-        token: license.token,
+        token,
         verifier,
         result_keys: TrustedKeys::new().with(key.key_id(), key.public_key()),
     }
+}
+
+/// Enrols `chip` and licenses it to acme-ai at fra-1; returns the token.
+async fn enrol_and_license(issuer: &mut IssuerClient<Channel>, chip: &SimChip) -> Vec<u8> {
+    let chain = chip.enrolment_chain.clone();
+    issuer
+        .enrol_chip(EnrolChipRequest { cert_chain: chain })
+        .await
+        .unwrap();
+    let site = Site {
+        id: "fra-1".into(),
+        latitude: 50.11,
+        longitude: 8.68,
+        radius_km: 50.0,
+    };
+    let request = IssueLicenseRequest {
+        chip_id: chip.chip_id.to_hex(),
+        tenant: "acme-ai".into(),
+        site: Some(site),
+        not_before: 0,
+        lifetime_seconds: 0,
+        entitlements: vec![],
+        eccn: "3A090.a".into(),
+    };
+    issuer
+        .issue_license(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .license
+        .unwrap()
+        .token
 }
 
 impl World {
@@ -293,34 +300,8 @@ async fn a_chip_cannot_borrow_a_host_that_does_not_hold_it() {
     let mut issuer = IssuerClient::connect(format!("http://{}", w._services.issuer))
         .await
         .unwrap();
-    issuer
-        .enrol_chip(EnrolChipRequest {
-            cert_chain: stranger.enrolment_chain.clone(),
-        })
-        .await
-        .unwrap();
-    let license = issuer
-        .issue_license(IssueLicenseRequest {
-            chip_id: stranger.chip_id.to_hex(),
-            tenant: "acme-ai".into(),
-            site: Some(Site {
-                id: "fra-1".into(),
-                latitude: 50.11,
-                longitude: 8.68,
-                radius_km: 50.0,
-            }),
-            not_before: 0,
-            lifetime_seconds: 0,
-            entitlements: vec![],
-            eccn: "3A090.a".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .license
-        .unwrap();
+    w.token = enrol_and_license(&mut issuer, &stranger).await;
     w.chip = stranger;
-    w.token = license.token;
     let r = w.appraise(|_| {}).await;
     assert_eq!(failed(&r), vec![(claims::HOST_DEVICE, code::HOST_DEVICE)]);
 
