@@ -736,6 +736,7 @@ mod tests {
             measurements: vec![],
             claims: vec![],
             verdict: Status::Unknown,
+            location: None,
         }
     }
 }

@@ -272,6 +272,7 @@ mod tests {
             evidence_sha256: "00".repeat(32),
             measurements: vec![],
             verdict: AttestationResult::verdict_of(&claims),
+            location: None,
             claims,
         }
     }

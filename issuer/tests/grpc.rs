@@ -209,6 +209,7 @@ impl Harness {
             measurements: vec![],
             claims,
             verdict: Verdict::Pass,
+            location: None,
         }
     }
 

@@ -48,8 +48,27 @@ pub struct MeasurementRecord {
     pub value: String,
 }
 
+/// Where signed landmark round trips place the chip: somewhere between
+/// `nearest_km` and `farthest_km` from the licensed site's centre. Only the
+/// bounds the measurements establish are given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LocationBound {
+    /// The licensed site's centre, degrees north.
+    pub latitude: f64,
+    /// The licensed site's centre, degrees east.
+    pub longitude: f64,
+    /// The licensed radius, km.
+    pub radius_km: f64,
+    /// Smallest possible distance from the centre, km; `None` when the
+    /// measurements contradict each other.
+    pub nearest_km: Option<f64>,
+    /// Largest possible distance from the centre, km; `None` when the
+    /// measurements bound it only from below.
+    pub farthest_km: Option<f64>,
+}
+
 /// Everything a verifier states about one appraisal.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttestationResult {
     /// Unix seconds of the appraisal.
     pub appraised_at: i64,
@@ -71,11 +90,14 @@ pub struct AttestationResult {
     pub claims: Vec<ClaimResult>,
     /// Pass only when every claim passed.
     pub verdict: Status,
+    /// The location bound, when landmark records were judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<LocationBound>,
 }
 
 /// A result whose signature was checked by [`verify`]; only that function
 /// builds one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VerifiedResult {
     result: AttestationResult,
     key_id: String,
@@ -182,6 +204,7 @@ mod tests {
                 value: "00".repeat(48),
             }],
             verdict: AttestationResult::verdict_of(&claims),
+            location: None,
             claims,
         }
     }

@@ -30,7 +30,9 @@ use chipward_certs::keys::Ed25519Key;
 use chipward_proto::cose::{CoseError, TrustedKeys};
 use chipward_proto::license::{self, TokenError, VerifiedLicense};
 use chipward_proto::nonce::{Challenge, ChallengeError, evidence_nonce, host_quote_nonce};
-use chipward_proto::result::{AttestationResult, ClaimResult, MeasurementRecord, Status};
+use chipward_proto::result::{
+    AttestationResult, ClaimResult, LocationBound, MeasurementRecord, Status,
+};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
@@ -40,7 +42,7 @@ use crate::evidence::roots::Roots;
 use crate::evidence::spdm::{self, EvidenceError, EvidenceFacts};
 use crate::evidence::tpm::host::{HostClocks, HostContext, HostInput, HostPolicy, appraise_host};
 use crate::location::records::Landmarks;
-use crate::location::{Cap, LocationInput, MAX_RECORDS, Point, location_claim};
+use crate::location::{Cap, LocationInput, LocationOutcome, MAX_RECORDS, Point, location_claim};
 use crate::policy::reference::ReferenceValues;
 use crate::revocation::RevocationCache;
 
@@ -58,6 +60,10 @@ pub struct AppraisalSettings {
     pub skew_secs: i64,
     /// Oldest landmark record accepted, milliseconds. Default 60000.
     pub record_max_age_ms: i64,
+    /// Whether an appraisal without landmark records gets a `location`
+    /// claim left unknown (`CW-LOC-MISSING`), so it cannot pass. Default
+    /// false: without records there is no location claim at all.
+    pub require_location: bool,
 }
 
 impl Default for AppraisalSettings {
@@ -66,6 +72,7 @@ impl Default for AppraisalSettings {
             audience: "chipward-verifier".into(),
             skew_secs: 60,
             record_max_age_ms: 60_000,
+            require_location: false,
         }
     }
 }
@@ -264,15 +271,25 @@ impl Appraiser {
             || format!("claims site {:?}, license names another", req.site_id),
         ));
 
-        // 9. Location, when landmark records came with the evidence.
+        // 9. Location, when landmark records came with the evidence or
+        //    the policy asks for it.
+        let mut bound = None;
         if !req.landmark_records.is_empty() {
             let proven = facts.authentic() && freshness.status == Status::Pass;
-            out.push(self.location(
+            let outcome = self.location(
                 req,
                 &facts,
                 license.as_ref().filter(|_| proven),
                 &expected,
                 now_ms,
+            );
+            bound = outcome.bound;
+            out.push(outcome.claim);
+        } else if self.settings.require_location {
+            out.push(claims::unknown(
+                claims::LOCATION,
+                code::LOCATION_MISSING,
+                "no landmark records came with the evidence, and this verifier requires a location bound",
             ));
         }
 
@@ -298,7 +315,8 @@ impl Appraiser {
         let token_id = license::decode_unverified(req.license_token)
             .map(|c| c.token_id.to_hex())
             .unwrap_or_default();
-        Ok(self.sign(&facts, req.tenant, req.site_id, token_id, out, now))
+        let appraisal = self.sign(&facts, req.tenant, req.site_id, token_id, out, bound, now);
+        Ok(appraisal)
     }
 
     /// Appraises evidence alone, as read from files: no license, and the
@@ -334,7 +352,7 @@ impl Appraiser {
             freshness.clone(),
             self.measurements_claim(&facts, freshness.status != Status::Fail),
         ];
-        Ok(self.sign(&facts, "", "", String::new(), out, now))
+        Ok(self.sign(&facts, "", "", String::new(), out, None, now))
     }
 
     fn open_license(
@@ -413,20 +431,26 @@ impl Appraiser {
         license: Option<&VerifiedLicense>,
         binding: &[u8; 32],
         now_ms: i64,
-    ) -> ClaimResult {
+    ) -> LocationOutcome {
         let (Some(license), Some(identity)) = (license, facts.identity.as_ref()) else {
-            return depends(
-                claims::LOCATION,
-                "license signature, evidence and freshness",
-            );
+            return LocationOutcome {
+                claim: depends(
+                    claims::LOCATION,
+                    "license signature, evidence and freshness",
+                ),
+                bound: None,
+            };
         };
         let site = &license.claims().site;
         let Ok(center) = Point::new(site.latitude, site.longitude) else {
-            return claims::fail(
-                claims::LOCATION,
-                code::LOCATION_RECORD,
-                "license site is not a place on earth",
-            );
+            return LocationOutcome {
+                claim: claims::fail(
+                    claims::LOCATION,
+                    code::LOCATION_RECORD,
+                    "license site is not a place on earth",
+                ),
+                bound: None,
+            };
         };
         let input = LocationInput {
             chip_id: &identity.chip_id.to_hex(),
@@ -484,6 +508,7 @@ impl Appraiser {
         site_id: &str,
         token_id: String,
         claims: Vec<ClaimResult>,
+        location: Option<LocationBound>,
         now: i64,
     ) -> Appraisal {
         let identity = facts.identity.as_ref();
@@ -507,6 +532,7 @@ impl Appraiser {
                 .collect(),
             verdict: AttestationResult::verdict_of(&claims),
             claims,
+            location,
         };
         let signed = result.sign(&self.result_key.key_id(), |m| self.result_key.sign(m));
         Appraisal { result, signed }

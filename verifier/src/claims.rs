@@ -157,6 +157,8 @@ pub mod code {
     pub const LOCATION_RECORD: &str = "CW-LOC-RECORD";
     /// The round trips leave the chip possibly inside, possibly outside.
     pub const LOCATION_UNCERTAIN: &str = "CW-LOC-UNCERTAIN";
+    /// No landmark records came, and the policy requires a location bound.
+    pub const LOCATION_MISSING: &str = "CW-LOC-MISSING";
     /// The host's measured device log does not hold the chip.
     pub const HOST_DEVICE: &str = "CW-HOST-DEVICE";
     /// A prerequisite claim did not pass, so this one was not decided.

@@ -47,6 +47,10 @@ pub struct VerifierConfig {
     pub landmarks: Option<PathBuf>,
     /// Oldest landmark record accepted, milliseconds. Default 60000.
     pub landmark_record_max_age_ms: i64,
+    /// Whether every appraisal must carry landmark records: without them
+    /// the `location` claim is unknown (`CW-LOC-MISSING`) and the verdict
+    /// cannot pass. Default false.
+    pub require_location: bool,
     /// The issuer's gRPC address, for revocation lists. Default
     /// `http://127.0.0.1:7401`.
     pub issuer_endpoint: String,
@@ -79,6 +83,7 @@ impl Default for VerifierConfig {
             host_reference_values: None,
             landmarks: None,
             landmark_record_max_age_ms: 60_000,
+            require_location: false,
             issuer_endpoint: "http://127.0.0.1:7401".into(),
             revocation_refresh_ms: 5_000,
             revocation_max_age_ms: 30_000,
@@ -143,6 +148,7 @@ impl VerifierConfig {
             audience: self.audience.clone(),
             skew_secs: self.clock_skew_secs,
             record_max_age_ms: self.landmark_record_max_age_ms,
+            require_location: self.require_location,
         };
         let landmarks = match &self.landmarks {
             Some(path) => Landmarks::from_toml(&std::fs::read_to_string(path)?)?,

@@ -9,6 +9,7 @@ pub mod challenge;
 pub mod claims;
 pub mod config;
 pub mod evidence;
+pub mod fleet;
 pub mod location;
 pub mod policy;
 pub mod revocation;

@@ -85,7 +85,7 @@ fn main() -> anyhow::Result<()> {
                 // A chip at its site: uniformly within half the site radius.
                 let r = args.radius_km / 2.0 * rng.unit().sqrt();
                 let chip = destination(&center, rng.between((0.0, 360.0)), r);
-                if let LocationVerdict::Inside { farthest_km } =
+                if let LocationVerdict::Inside { farthest_km, .. } =
                     appraise_location(&landmarks, &chip, None, &site, &network, &mut rng)?
                 {
                     at_site_certified += 1;

@@ -27,6 +27,8 @@
 pub mod geometry;
 pub mod records;
 
+use chipward_proto::result::LocationBound;
+
 pub use geometry::{
     Cap, Feasible, GeoError, Point, SPEED_OF_LIGHT_KM_PER_MS, TOLERANCE_KM, feasible_region,
 };
@@ -36,6 +38,8 @@ pub use geometry::{
 pub enum LocationVerdict {
     /// Every feasible point lies within the site radius.
     Inside {
+        /// The smallest possible distance from the site, km.
+        nearest_km: f64,
         /// The largest possible distance from the site, km.
         farthest_km: f64,
     },
@@ -58,9 +62,13 @@ pub enum LocationVerdict {
 pub fn judge(caps: &[Cap], site: &Cap) -> Result<LocationVerdict, GeoError> {
     Ok(match feasible_region(caps, &site.center)? {
         Feasible::Empty => LocationVerdict::Outside { nearest_km: None },
-        Feasible::Region { farthest_km, .. } if farthest_km <= site.radius_km => {
-            LocationVerdict::Inside { farthest_km }
-        }
+        Feasible::Region {
+            nearest_km,
+            farthest_km,
+        } if farthest_km <= site.radius_km => LocationVerdict::Inside {
+            nearest_km,
+            farthest_km,
+        },
         Feasible::Region { nearest_km, .. } if nearest_km > site.radius_km => {
             LocationVerdict::Outside {
                 nearest_km: Some(nearest_km),
@@ -100,6 +108,16 @@ pub struct LocationInput<'a> {
     pub max_age_ms: i64,
 }
 
+/// The `location` claim and the bound behind it.
+#[derive(Clone, Debug)]
+pub struct LocationOutcome {
+    /// Pass, fail or unknown, with code and reason.
+    pub claim: chipward_proto::result::ClaimResult,
+    /// How far from the site centre the chip can be; `None` when a record
+    /// was refused.
+    pub bound: Option<LocationBound>,
+}
+
 /// The `location` claim: pass when every place the records allow is inside
 /// the license's site disc, fail when none is (or a record is refused),
 /// unknown otherwise. The reason states the largest possible distance.
@@ -107,6 +125,17 @@ pub fn location_claim(
     records: &[Vec<u8>],
     landmarks: &records::Landmarks,
     input: &LocationInput<'_>,
+) -> LocationOutcome {
+    let mut bound = None;
+    let claim = judge_records(records, landmarks, input, &mut bound);
+    LocationOutcome { claim, bound }
+}
+
+fn judge_records(
+    records: &[Vec<u8>],
+    landmarks: &records::Landmarks,
+    input: &LocationInput<'_>,
+    bound: &mut Option<LocationBound>,
 ) -> chipward_proto::result::ClaimResult {
     use crate::claims::{self, LOCATION, code};
 
@@ -132,9 +161,27 @@ pub fn location_claim(
         Err(e) => return claims::fail(LOCATION, code::LOCATION_RECORD, claims::with_sources(&e)),
     };
     let radius = input.site.radius_km;
+    let (nearest_km, farthest_km) = match verdict {
+        LocationVerdict::Outside { nearest_km } => (nearest_km, None),
+        LocationVerdict::Inside {
+            nearest_km,
+            farthest_km,
+        }
+        | LocationVerdict::Undecided {
+            nearest_km,
+            farthest_km,
+        } => (Some(nearest_km), Some(farthest_km)),
+    };
+    *bound = Some(LocationBound {
+        latitude: input.site.center.latitude,
+        longitude: input.site.center.longitude,
+        radius_km: radius,
+        nearest_km,
+        farthest_km,
+    });
     let warning = calibrated_warning(&caps, &input.site);
     match verdict {
-        LocationVerdict::Inside { farthest_km } => claims::pass(
+        LocationVerdict::Inside { farthest_km, .. } => claims::pass(
             LOCATION,
             format!("within {farthest_km:.1} km of the site, licensed radius {radius} km{warning}"),
         ),

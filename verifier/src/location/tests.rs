@@ -72,7 +72,7 @@ fn claim(w: &World, records: &[Vec<u8>], site: Cap) -> chipward_proto::result::C
         now_ms: NOW,
         max_age_ms: 60_000,
     };
-    location_claim(records, &w.landmarks, &input)
+    location_claim(records, &w.landmarks, &input).claim
 }
 
 /// Frankfurt, licensed for 50 km.
@@ -159,4 +159,51 @@ fn reads_landmarks_from_toml_and_refuses_bad_entries() {
         .is_err()
     );
     assert!(Landmarks::from_toml("[[landmark]]\nid = \"x\"\n").is_err());
+}
+
+#[test]
+fn the_outcome_carries_the_bound_the_claim_states() {
+    // One landmark at the site's centre, 2 ms: the chip is at most
+    // 1 ms x 299.792458 km/ms = 299.79 km away in a straight line, a little
+    // more along the sphere, and nothing bounds it from below.
+    let w = world(&[(50.1109, 8.6821)]);
+    let spki = w.alias.public_key_spki_der();
+    let input = LocationInput {
+        chip_id: &w.chip,
+        alias_spki: &spki,
+        binding: &BINDING,
+        site: site(),
+        now_ms: NOW,
+        max_age_ms: 60_000,
+    };
+    let out = location_claim(&[record(&w, 0, 2_000_000)], &w.landmarks, &input);
+    let bound = out.bound.unwrap();
+    assert_eq!(
+        (bound.latitude, bound.longitude, bound.radius_km),
+        (50.1109, 8.6821, 50.0)
+    );
+    assert_eq!(bound.nearest_km, Some(0.0));
+    let far = bound.farthest_km.unwrap();
+    assert!((299.79..300.5).contains(&far), "{far}");
+
+    // Paris (479 km from Frankfurt by great circle) answering in 0.2 ms:
+    // the chip is within 30 km of Paris, so at least ~449 km from the site.
+    let w = world(&[(48.8566, 2.3522)]);
+    let spki = w.alias.public_key_spki_der();
+    let input = LocationInput {
+        alias_spki: &spki,
+        chip_id: &w.chip,
+        ..input
+    };
+    let out = location_claim(&[record(&w, 0, 200_000)], &w.landmarks, &input);
+    let bound = out.bound.unwrap();
+    assert_eq!(bound.farthest_km, None);
+    let near = bound.nearest_km.unwrap();
+    assert!((447.0..451.0).contains(&near), "{near}");
+
+    // A refused record gives no bound.
+    let mut bad = record(&w, 0, 200_000);
+    let at = bad.len() - 3;
+    bad[at] ^= 1;
+    assert!(location_claim(&[bad], &w.landmarks, &input).bound.is_none());
 }

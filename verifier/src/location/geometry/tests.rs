@@ -243,7 +243,7 @@ fn judges_inside_outside_and_undecided_against_the_site() {
         radius_km: 20.0,
     };
     assert!(
-        matches!(judge(&[near_site], &site).unwrap(), LocationVerdict::Inside { farthest_km } if farthest_km < 50.0)
+        matches!(judge(&[near_site], &site).unwrap(), LocationVerdict::Inside { farthest_km, .. } if farthest_km < 50.0)
     );
 
     // Paris is 479 km from Frankfurt; a 100 km cap round it cannot reach the site.
