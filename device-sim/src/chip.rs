@@ -136,6 +136,17 @@ impl SimChip {
         })
     }
 
+    /// A second device holding a copy of `victim`'s attestation key, as a
+    /// key extracted from the chip would give: its evidence is genuine.
+    pub fn leaked_copy(victim: &Self) -> Result<Self, ChipError> {
+        let alias_key = P384Key::from_pkcs8_der(victim.alias_key.pkcs8_der())
+            .map_err(|e| ChipError::Key(e.to_string()))?;
+        Ok(Self {
+            alias_key,
+            ..Self::clone_of(victim)?
+        })
+    }
+
     /// Changes the firmware behind measurement `index`, as a tampered image
     /// would.
     pub fn tamper_firmware(&mut self, index: u8) {

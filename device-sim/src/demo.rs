@@ -12,7 +12,7 @@ use std::time::Duration;
 use chipward_certs::chain::{ChainPolicy, TrustAnchor};
 use chipward_certs::pki::DevPki;
 use chipward_issuer::ledger::SqliteLedger;
-use chipward_issuer::{IssuerService, IssuerSettings, SystemClock};
+use chipward_issuer::{IssuerService, IssuerSettings};
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::result::Status;
 use chipward_verifier::appraisal::{AppraisalSettings, Appraiser};
@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
 use crate::chip::{LicenseState, golden_measurements};
+use crate::clock::ScenarioClock;
 use crate::fleet::{self, FleetPlan, FleetReport, Host, SITES, SiteLandmarks, Vendor};
 use crate::host_firmware::host_policy;
 use crate::landmark::{self, enrolment};
@@ -44,13 +45,14 @@ pub struct Services {
 }
 
 /// Creates a PKI under `dir` and starts issuer and verifier on
-/// `127.0.0.1`, on ports the system picks. The issuer trusts `tpm_roots`
-/// (DER) for host EK certificates.
+/// `127.0.0.1`, on ports the system picks, both telling time by `clock`.
+/// The issuer trusts `tpm_roots` (DER) for host EK certificates.
 pub async fn start_services(
     dir: &Path,
     plan: &FleetPlan,
     tpm_roots: &[Vec<u8>],
     landmarks: &SiteLandmarks,
+    clock: &Arc<ScenarioClock>,
 ) -> anyhow::Result<Services> {
     let pki_dir = dir.join("pki");
     DevPki::create(&pki_dir, &plan.model)?;
@@ -58,7 +60,7 @@ pub async fn start_services(
 
     let issuer_listener = TcpListener::bind("127.0.0.1:0").await?;
     let issuer = issuer_listener.local_addr()?;
-    let issuer_service = issuer_service(&pki_dir, &dir.join("ledger.sqlite"), tpm_roots)?;
+    let issuer_service = issuer_service(&pki_dir, &dir.join("ledger.sqlite"), tpm_roots, clock)?;
     spawn_server(&mut stop, |shutdown| {
         chipward_issuer::serve(issuer_service, issuer_listener, shutdown)
     });
@@ -66,7 +68,7 @@ pub async fn start_services(
     let verifier_listener = TcpListener::bind("127.0.0.1:0").await?;
     let verifier = verifier_listener.local_addr()?;
     let (appraiser, revocations, issuer_keys) = verifier_parts(&pki_dir, plan, landmarks)?;
-    let clock = verifier_service::system_clock();
+    let clock = clock.for_verifier();
     tokio::spawn(verifier_service::refresh_revocations(
         format!("http://{issuer}"),
         issuer_keys,
@@ -109,6 +111,7 @@ fn issuer_service(
     pki_dir: &Path,
     db: &Path,
     tpm_roots: &[Vec<u8>],
+    clock: &Arc<ScenarioClock>,
 ) -> anyhow::Result<IssuerService> {
     let pki = DevPki::load(pki_dir)?;
     let ledger = Arc::new(SqliteLedger::open(db)?);
@@ -120,7 +123,7 @@ fn issuer_service(
         IssuerSettings::default(),
         &pki,
         ledger,
-        Arc::new(SystemClock),
+        Arc::clone(clock) as Arc<dyn chipward_issuer::Clock>,
     )?;
     Ok(service.with_tpm_roots(anchors))
 }
@@ -163,7 +166,8 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
     } else {
         SiteLandmarks::new()
     });
-    let services = start_services(dir, plan, &rig.tpm_roots, &landmarks).await?;
+    let clock = Arc::new(ScenarioClock::movable());
+    let services = start_services(dir, plan, &rig.tpm_roots, &landmarks, &clock).await?;
     let issuer = format!("http://{}", services.issuer);
     let verifier = format!("http://{}", services.verifier);
     let hosts = rig.enrol(&issuer).await?;
@@ -174,6 +178,7 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
         plan,
         &hosts,
         landmarks,
+        clock,
     )
     .await?;
     report.hosts_note = rig.note.clone();
@@ -303,7 +308,8 @@ fn pem_certs(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
 }
 
 /// Runs `plan` against an issuer and a verifier already serving at these
-/// URLs, with chips certified by the provisioner CA in `pki_dir`.
+/// URLs, with chips certified by the provisioner CA in `pki_dir`, telling
+/// time by `clock` (which must be the servers' own if it moves).
 pub async fn run_against(
     pki_dir: &Path,
     issuer_url: &str,
@@ -311,6 +317,7 @@ pub async fn run_against(
     plan: &FleetPlan,
     hosts: &[Arc<dyn Host>],
     landmarks: Arc<SiteLandmarks>,
+    clock: Arc<ScenarioClock>,
 ) -> anyhow::Result<FleetReport> {
     let pki = DevPki::load(pki_dir)?;
     let vendor = Vendor {
@@ -330,8 +337,7 @@ pub async fn run_against(
     let verifier = Channel::from_shared(verifier_url.to_owned())?
         .connect()
         .await?;
-    let now = || verifier_service::system_clock()() / 1000;
-    fleet::run(plan, &vendor, issuer, verifier, hosts, landmarks, now).await
+    fleet::run(plan, &vendor, issuer, verifier, hosts, landmarks, clock).await
 }
 
 /// The reference values a verifier needs for the fleet's firmware.
@@ -450,20 +456,9 @@ pub fn render(report: &FleetReport, show_all: bool) -> String {
         .collect();
     if !located.is_empty() {
         let count = |s: Status| located.iter().filter(|(st, _)| *st == s).count();
-        // The certified radius is the largest possible distance the verifier
-        // states in a passing location claim ("within X km of the site").
-        let mut radii: Vec<f64> = located
-            .iter()
-            .filter(|(st, _)| *st == Status::Pass)
-            .filter_map(|(_, reason)| {
-                reason
-                    .strip_prefix("within ")?
-                    .split(' ')
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .collect();
+        // The certified radius: the largest distance from the site the
+        // verifier's signed bound allows, for chips whose location passed.
+        let mut radii: Vec<f64> = report.chips.iter().filter_map(|c| c.certified_km).collect();
         radii.sort_by(f64::total_cmp);
         let median = radii
             .get(radii.len() / 2)
@@ -492,6 +487,9 @@ pub fn render(report: &FleetReport, show_all: bool) -> String {
             list.join(" ")
         );
     }
+    if let Some(integrity) = &report.integrity {
+        render_integrity(&mut out, integrity);
+    }
     let undecided: Vec<String> = report
         .chips
         .iter()
@@ -507,4 +505,41 @@ pub fn render(report: &FleetReport, show_all: bool) -> String {
         );
     }
     out
+}
+
+fn render_integrity(out: &mut String, integrity: &fleet::Integrity) {
+    let hours = fleet::REAPPEAR_AFTER_SECS / 3_600;
+    let _ = writeln!(
+        out,
+        "  fleet integrity over {} rounds ({hours} h of scenario time): {} appraisals, {} by genuine chips",
+        integrity.rounds, integrity.appraisals, integrity.sightings
+    );
+    for kind in [
+        "two-places",
+        "impossible-travel",
+        "reappeared",
+        "unlicensed-at-site",
+    ] {
+        let chips: Vec<String> = integrity
+            .chips_in(kind)
+            .iter()
+            .map(usize::to_string)
+            .collect();
+        let example = integrity
+            .findings
+            .iter()
+            .find(|f| f.kind() == kind)
+            .map(|f| format!("; e.g. {f}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    {kind} ({}): chips {}{example}",
+            chips.len(),
+            if chips.is_empty() {
+                "-".to_owned()
+            } else {
+                chips.join(" ")
+            }
+        );
+    }
 }

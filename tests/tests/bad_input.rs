@@ -8,9 +8,12 @@
     reason = "test set-up helpers fail the test loudly"
 )]
 
+use std::sync::Arc;
+
 use chipward_certs::keys::Ed25519Key;
 use chipward_certs::pki::DevPki;
 use chipward_device_sim::chip::SimChip;
+use chipward_device_sim::clock::ScenarioClock;
 use chipward_device_sim::demo::{self, Services};
 use chipward_device_sim::fleet::FleetPlan;
 use chipward_proto::cose::{self, TrustedKeys};
@@ -39,9 +42,15 @@ struct World {
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let plan = FleetPlan::default();
-    let services = demo::start_services(dir.path(), &plan, &[], &Default::default())
-        .await
-        .unwrap();
+    let services = demo::start_services(
+        dir.path(),
+        &plan,
+        &[],
+        &Default::default(),
+        &Arc::new(ScenarioClock::wall()),
+    )
+    .await
+    .unwrap();
     let pki = DevPki::load(&dir.path().join("pki")).unwrap();
     let chip = SimChip::manufacture(&pki.chip_ca, &plan.model, 1, &plan.firmware).unwrap();
 

@@ -12,7 +12,8 @@ use chipward_proto::result::Status;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_failures_are_exactly_the_injected_faults() {
     let dir = tempfile::tempdir().unwrap();
-    // Two blocks of 40 chips: every fault kind appears twice.
+    // A block of 55 chips holds every fault kind once; the next 25 chips
+    // hold the first five kinds again.
     let plan = FleetPlan {
         chips: 80,
         ..FleetPlan::default()
@@ -22,40 +23,81 @@ async fn fleet_failures_are_exactly_the_injected_faults() {
     assert_eq!(report.chips.len(), 80);
     for chip in &report.chips {
         assert_caught_exactly(chip);
+        let passes_first_round = chip.fault.is_none_or(|f| f.caught_by().is_none());
         assert_eq!(
             chip.renewal.is_ok(),
-            chip.fault.is_none(),
+            passes_first_round,
             "renewal of chip {}: {:?}",
             chip.index,
             chip.renewal
         );
-        // Landmarks measured every chip; the healthy ones are certified.
+        // Landmarks measured every chip; those that passed are certified.
         let location = chip.location.as_ref().map(|(status, _)| *status);
-        if chip.fault.is_none() {
+        if passes_first_round {
             assert_eq!(
                 location,
                 Some(Status::Pass),
                 "chip {}: {chip:?}",
                 chip.index
             );
+            assert!(chip.certified_km.is_some_and(|km| km <= 50.0), "{chip:?}");
         }
     }
 
-    // Each kind was injected twice and caught twice.
+    // Each kind was caught as often as it was injected.
+    let injected = |fault: Fault| -> BTreeSet<usize> {
+        (0..plan.chips)
+            .filter(|&i| plan.fault_for(i) == Some(fault))
+            .collect()
+    };
+    let mut failing = 0;
     for fault in Fault::ALL {
-        let (claim, how) = fault.caught_by();
-        let caught = report
+        let Some((claim, how)) = fault.caught_by() else {
+            continue;
+        };
+        let caught: BTreeSet<usize> = report
             .chips
             .iter()
-            .filter(|c| c.fault == Some(fault))
             .filter(|c| match how {
                 Status::Fail => c.failed.iter().any(|(name, _)| name == claim),
                 _ => c.unknown.iter().any(|name| name == claim),
             })
-            .count();
-        assert_eq!(caught, 2, "{fault:?}");
+            .map(|c| c.index)
+            .filter(|i| injected(fault).contains(i))
+            .collect();
+        assert_eq!(caught, injected(fault), "{fault:?}");
+        failing += caught.len();
     }
-    assert_eq!(report.compliant(), 80 - 16);
+    assert_eq!(report.compliant(), 80 - failing);
+
+    // The fleet view catches what no single appraisal does, and flags
+    // nothing else. A leaked key's copy shares the id of the chip before it.
+    let integrity = report.integrity.as_ref().unwrap();
+    let with_victims = |fault: Fault| -> BTreeSet<usize> {
+        injected(fault).iter().flat_map(|&i| [i - 1, i]).collect()
+    };
+    assert_eq!(
+        integrity.chips_in("two-places"),
+        with_victims(Fault::LeakedKey)
+    );
+    assert_eq!(
+        integrity.chips_in("impossible-travel"),
+        with_victims(Fault::LeakedKey)
+    );
+    assert_eq!(
+        integrity.chips_in("reappeared"),
+        injected(Fault::Reappearing)
+    );
+    // Chips seen at a site they hold no license for at the time: those that
+    // claim an unlicensed site, those whose license expired, and those that
+    // reappeared elsewhere.
+    let unlicensed: BTreeSet<usize> = [Fault::MovedSite, Fault::ExpiredLicense, Fault::Reappearing]
+        .into_iter()
+        .flat_map(injected)
+        .collect();
+    assert_eq!(integrity.chips_in("unlicensed-at-site"), unlicensed);
+    let kinds: BTreeSet<&str> = integrity.findings.iter().map(|f| f.kind()).collect();
+    assert_eq!(kinds.len(), 4, "{:?}", integrity.findings);
 }
 
 /// A chip's failed claims are exactly its fault's, and its verdict follows.
@@ -65,7 +107,7 @@ fn assert_caught_exactly(chip: &ChipOutcome) {
         .iter()
         .map(|(claim, _)| claim.as_str())
         .collect();
-    let caught = chip.fault.map(Fault::caught_by);
+    let caught = chip.fault.and_then(Fault::caught_by);
     let expected: BTreeSet<&str> = match caught {
         Some((claim, Status::Fail)) => [claim].into_iter().collect(),
         _ => BTreeSet::new(),

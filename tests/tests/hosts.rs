@@ -13,8 +13,9 @@ use std::sync::Arc;
 use chipward_certs::pem;
 use chipward_certs::pki::DevPki;
 use chipward_device_sim::chip::SimChip;
+use chipward_device_sim::clock::ScenarioClock;
 use chipward_device_sim::demo;
-use chipward_device_sim::fleet::{FleetPlan, Host};
+use chipward_device_sim::fleet::{Fault, FleetPlan, Host};
 use chipward_device_sim::host::{self, SimHost};
 use chipward_device_sim::swtpm;
 use chipward_proto::cose::TrustedKeys;
@@ -50,7 +51,7 @@ async fn a_fleet_with_tpm_hosts_fails_exactly_its_injected_faults() {
             .iter()
             .map(|(claim, _)| claim.as_str())
             .collect();
-        let expected: BTreeSet<&str> = match chip.fault.map(|f| f.caught_by()) {
+        let expected: BTreeSet<&str> = match chip.fault.and_then(Fault::caught_by) {
             Some((claim, Status::Fail)) => [claim].into_iter().collect(),
             _ => BTreeSet::new(),
         };
@@ -100,6 +101,7 @@ async fn world(tenant: &str, firmware: &str) -> World {
         &plan,
         &pem(tpm.root_ca_pem()),
         &Default::default(),
+        &Arc::new(ScenarioClock::wall()),
     )
     .await
     .unwrap();

@@ -85,7 +85,9 @@ async fn main() -> anyhow::Result<()> {
                 "Driving issuer {issuer} and verifier {verifier}, PKI in {}",
                 pki.display()
             );
-            demo::run_against(pki, issuer, verifier, &plan, &[], Default::default()).await?
+            // Servers reached by URL keep their own clocks: no later rounds.
+            let clock = std::sync::Arc::new(chipward_device_sim::clock::ScenarioClock::wall());
+            demo::run_against(pki, issuer, verifier, &plan, &[], Default::default(), clock).await?
         }
         _ => {
             let temp = tempfile::tempdir()?;

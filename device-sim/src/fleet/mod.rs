@@ -25,6 +25,7 @@ use tonic::transport::Channel;
 use chipward_verifier::location::Point;
 
 use crate::chip::{LicenseState, SimChip};
+use crate::clock::ScenarioClock;
 use crate::geography::{Rng, destination};
 use crate::landmark::{SimLandmark, metro_network};
 
@@ -48,11 +49,20 @@ pub enum Fault {
     /// A chip moved far abroad, claiming its licensed site through a relay
     /// there that forwards each landmark's challenge.
     RelayedChip,
+    /// A chip moved to another of the fleet's sites, still claiming its
+    /// licensed one; the landmarks where it now sits measure it.
+    MovedAbroad,
+    /// A second device with a copy of another chip's key, licensed for that
+    /// chip at another site: each appraisal passes, the fleet view does not.
+    LeakedKey,
+    /// A chip that passes, then stops attesting and reappears at another
+    /// site hours later.
+    Reappearing,
 }
 
 impl Fault {
     /// Every fault, in table order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::TamperedFirmware,
         Self::WrongTenant,
         Self::MovedSite,
@@ -61,6 +71,9 @@ impl Fault {
         Self::ReplayedEvidence,
         Self::ClonedIdentity,
         Self::RelayedChip,
+        Self::MovedAbroad,
+        Self::LeakedKey,
+        Self::Reappearing,
     ];
 
     /// Short label for tables.
@@ -74,23 +87,20 @@ impl Fault {
             Self::ReplayedEvidence => "replayed-evidence",
             Self::ClonedIdentity => "cloned-identity",
             Self::RelayedChip => "relayed-chip",
+            Self::MovedAbroad => "moved-abroad",
+            Self::LeakedKey => "leaked-key",
+            Self::Reappearing => "reappearing",
         }
     }
 
-    /// The one claim that catches this fault, and how: every fault fails
-    /// its claim except a relayed chip, whose location the landmarks can no
-    /// longer certify (unknown), since physics bounds distance, not place.
-    pub fn caught_by(self) -> (&'static str, Status) {
-        match self {
-            Self::RelayedChip => (chipward_verifier::claims::LOCATION, Status::Unknown),
-            other => (other.failed_claim(), Status::Fail),
-        }
-    }
-
-    /// The claim the verifier must fail for this fault, if it fails one.
-    pub fn failed_claim(self) -> &'static str {
+    /// The one claim that catches this fault in the chip's first
+    /// appraisal, and how: a relayed chip's location the landmarks can no
+    /// longer certify (unknown), since physics bounds distance, not place;
+    /// the other faults fail their claim. `None` for the faults only the
+    /// fleet view catches ([`Self::fleet_pattern`]).
+    pub fn caught_by(self) -> Option<(&'static str, Status)> {
         use chipward_verifier::claims as c;
-        match self {
+        let failed = match self {
             Self::TamperedFirmware => c::FIRMWARE_MEASUREMENTS,
             Self::WrongTenant => c::TENANT,
             Self::MovedSite => c::SITE,
@@ -98,7 +108,21 @@ impl Fault {
             Self::RevokedLicense => c::LICENSE_REVOCATION,
             Self::ReplayedEvidence => c::EVIDENCE_FRESHNESS,
             Self::ClonedIdentity => c::EVIDENCE_SIGNATURE,
-            Self::RelayedChip => c::LOCATION,
+            Self::MovedAbroad => c::LOCATION,
+            Self::RelayedChip => return Some((c::LOCATION, Status::Unknown)),
+            Self::LeakedKey | Self::Reappearing => return None,
+        };
+        Some((failed, Status::Fail))
+    }
+
+    /// The fleet-integrity pattern ([`chipward_verifier::fleet::Finding`]
+    /// kind) that catches this fault across appraisals, for the faults no
+    /// single appraisal catches.
+    pub fn fleet_pattern(self) -> Option<&'static str> {
+        match self {
+            Self::LeakedKey => Some("two-places"),
+            Self::Reappearing => Some("reappeared"),
+            _ => None,
         }
     }
 }
@@ -185,6 +209,9 @@ pub struct FleetPlan {
     /// Whether landmarks measure every chip and the verifier judges its
     /// location.
     pub landmarks: bool,
+    /// Whether to attest again hours later (when the clock can move) and
+    /// analyse the fleet's integrity across all the appraisals.
+    pub watch: bool,
 }
 
 impl Default for FleetPlan {
@@ -199,16 +226,17 @@ impl Default for FleetPlan {
             hosts: 2,
             host_firmware: "uefi-2.9".into(),
             landmarks: true,
+            watch: true,
         }
     }
 }
 
 impl FleetPlan {
-    /// The fault injected into chip `index`: in each block of 40 chips, every
-    /// fifth chip starting at the fourth carries one fault kind in turn (all
-    /// eight kinds per block).
+    /// The fault injected into chip `index`: in each block of five chips per
+    /// fault kind, every fifth chip starting at the fourth carries one kind
+    /// in turn (every kind once per block of 55).
     pub fn fault_for(&self, index: usize) -> Option<Fault> {
-        let slot = index % 40;
+        let slot = index % (5 * Fault::ALL.len());
         (self.faults && slot % 5 == 3)
             .then(|| Fault::ALL.get(slot / 5).copied())
             .flatten()
@@ -241,6 +269,9 @@ pub struct ChipOutcome {
     /// The location claim, when landmarks measured the chip: its status
     /// and reason.
     pub location: Option<(Status, String)>,
+    /// The largest distance from the site the landmarks certified, km,
+    /// when the location claim passed.
+    pub certified_km: Option<f64>,
     /// The verifier's verdict.
     pub verdict: Status,
     /// Claims that failed, with their codes.
@@ -262,6 +293,9 @@ pub struct FleetReport {
     pub elapsed: Duration,
     /// What the run had for hosts, in words.
     pub hosts_note: String,
+    /// The later rounds and what the fleet view found, when the run
+    /// watched the fleet.
+    pub integrity: Option<Integrity>,
 }
 
 impl FleetReport {
@@ -312,37 +346,104 @@ pub type SiteLandmarks = BTreeMap<String, Vec<SimLandmark>>;
 
 /// What every chip's attestation shares.
 struct AttestContext {
+    issuer: IssuerClient<Channel>,
+    verifier: VerifierClient<Channel>,
     issuer_keys: TrustedKeys,
     verifier_keys: TrustedKeys,
     grace_secs: i64,
     landmarks: Arc<SiteLandmarks>,
+    clock: Arc<ScenarioClock>,
+    concurrency: usize,
+}
+
+/// One chip's turn in one round: which license it presents.
+#[derive(Clone, Debug)]
+struct Visit {
+    slot: usize,
+    token: Vec<u8>,
+    token_id: String,
+}
+
+/// What one turn produced.
+#[derive(Clone, Debug)]
+struct Attested {
+    outcome: ChipOutcome,
+    /// Every signed result the verifier returned, in order.
+    signed: Vec<Vec<u8>>,
+    /// The license the chip holds afterwards: the renewal, or the one it
+    /// presented.
+    token: Vec<u8>,
+    token_id: String,
 }
 
 /// How far a relayed chip is taken from its site, km.
 pub const RELAY_DISTANCE_KM: f64 = 1_500.0;
 
-/// Where chip `index` physically is, and the relay it hides behind, if any:
-/// within 2 km of its site's centre, or far abroad behind a relay there.
-fn whereabouts(index: usize, site: &SiteSpec, fault: Option<Fault>) -> (Point, Option<Point>) {
-    let center = Point {
+/// Landmarks of a site measure a chip when it is within this distance of
+/// the site's centre, km, besides those of its licensed site.
+pub const NEARBY_SITE_KM: f64 = 300.0;
+
+/// The round in which a [`Fault::Reappearing`] chip comes back elsewhere.
+pub const REAPPEAR_ROUND: u8 = 3;
+
+fn center_of(site: &SiteSpec) -> Point {
+    Point {
         latitude: site.latitude,
         longitude: site.longitude,
-    };
-    let bearing = (index * 37 % 360) as f64;
-    if fault == Some(Fault::RelayedChip) {
-        (
-            destination(&center, bearing, RELAY_DISTANCE_KM),
-            Some(center),
-        )
-    } else {
-        (
-            destination(&center, bearing, (index % 5) as f64 * 0.4),
-            None,
-        )
     }
 }
 
+/// The site after `site` in [`SITES`]: where moved chips go.
+pub fn next_site(site: &SiteSpec) -> &'static SiteSpec {
+    let at = SITES.iter().position(|s| s.id == site.id).unwrap_or(0);
+    &SITES[(at + 1) % SITES.len()]
+}
+
+/// Where chip `m` physically is in `round`, and the relay it hides behind,
+/// if any: within 2 km of its site's centre; far abroad behind a relay
+/// there; or at the next site, for a chip that moved.
+fn whereabouts(m: &Member, round: u8) -> (Point, Option<Point>) {
+    let center = center_of(m.site);
+    let bearing = (m.index * 37 % 360) as f64;
+    match m.fault {
+        Some(Fault::RelayedChip) => (
+            destination(&center, bearing, RELAY_DISTANCE_KM),
+            Some(center),
+        ),
+        Some(Fault::MovedAbroad) => (
+            destination(&center_of(next_site(m.site)), bearing, 1.0),
+            None,
+        ),
+        Some(Fault::Reappearing) if round == REAPPEAR_ROUND => (
+            destination(&center_of(next_site(m.site)), bearing, 1.0),
+            None,
+        ),
+        _ => (
+            destination(&center, bearing, (m.index % 5) as f64 * 0.4),
+            None,
+        ),
+    }
+}
+
+/// Tenant and site chip `m` claims in `round`: the truth about whom it
+/// serves and where it is, except where its fault is a false claim.
+fn claims_of(m: &Member, round: u8) -> (&'static str, &'static str) {
+    let tenant = if m.fault == Some(Fault::WrongTenant) {
+        "unlicensed-tenant"
+    } else {
+        m.tenant
+    };
+    let site = match m.fault {
+        Some(Fault::MovedSite) => "unlicensed-site",
+        Some(Fault::Reappearing) if round == REAPPEAR_ROUND => next_site(m.site).id,
+        _ => m.site.id,
+    };
+    (tenant, site)
+}
+
 /// Runs the whole loop for `plan` against the servers behind the channels.
+/// With `plan.watch` and a clock that can move, the chips attest again
+/// hours later and the report carries the fleet's integrity findings.
 pub async fn run(
     plan: &FleetPlan,
     vendor: &Vendor<'_>,
@@ -350,15 +451,14 @@ pub async fn run(
     verifier: Channel,
     hosts: &[Arc<dyn Host>],
     landmarks: Arc<SiteLandmarks>,
-    now: impl Fn() -> i64 + Send + Sync + 'static,
+    clock: Arc<ScenarioClock>,
 ) -> anyhow::Result<FleetReport> {
     let started = Instant::now();
     let issuer = IssuerClient::new(issuer);
     let verifier = VerifierClient::new(verifier);
-    let now = Arc::new(now);
 
     let made = manufacture(plan, vendor.chip_ca)?;
-    let mut members = enrol_and_license(made, &issuer, now()).await?;
+    let mut members = enrol_and_license(made, &issuer, clock.now()).await?;
     for m in &mut members {
         m.host = hosts.get(m.index / CHIPS_PER_HOST).cloned();
     }
@@ -374,32 +474,61 @@ pub async fn run(
     revoke_and_wait(&members, &issuer, &verifier).await?;
 
     let members = Arc::new(members);
-    let gate = Arc::new(Semaphore::new(plan.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for slot in 0..members.len() {
-        let (members, gate, now) = (Arc::clone(&members), Arc::clone(&gate), Arc::clone(&now));
-        let (mut issuer, mut verifier) = (issuer.clone(), verifier.clone());
-        let ctx = AttestContext {
-            issuer_keys: vendor.issuer_keys.clone(),
-            verifier_keys: vendor.verifier_keys.clone(),
-            grace_secs: plan.grace_secs,
-            landmarks: Arc::clone(&landmarks),
-        };
-        tasks.spawn(async move {
-            let _permit = gate.acquire().await?;
-            attest_one(&members[slot], &mut issuer, &mut verifier, &ctx, now()).await
-        });
-    }
-    let mut chips = Vec::with_capacity(members.len());
-    while let Some(joined) = tasks.join_next().await {
-        chips.push(joined??);
-    }
-    chips.sort_by_key(|c| c.index);
+    let ctx = Arc::new(AttestContext {
+        issuer,
+        verifier,
+        issuer_keys: vendor.issuer_keys.clone(),
+        verifier_keys: vendor.verifier_keys.clone(),
+        grace_secs: plan.grace_secs,
+        landmarks,
+        clock: Arc::clone(&clock),
+        concurrency: plan.concurrency.max(1),
+    });
+    let visits = members
+        .iter()
+        .enumerate()
+        .map(|(slot, m)| Visit {
+            slot,
+            token: m.token.clone(),
+            token_id: m.token_id.clone(),
+        })
+        .collect();
+    let first = attest_round(&members, visits, 1, &ctx).await?;
+    let integrity = if plan.watch && clock.can_move() {
+        Some(watch::follow_up(&members, &first, &ctx).await?)
+    } else {
+        None
+    };
     Ok(FleetReport {
-        chips,
+        chips: first.into_iter().map(|a| a.outcome).collect(),
         elapsed: started.elapsed(),
         hosts_note: format!("hosts: {}", hosts.len()),
+        integrity,
     })
+}
+
+/// Every visit of one round, `ctx.concurrency` at a time, in fleet order.
+async fn attest_round(
+    members: &Arc<Vec<Member>>,
+    visits: Vec<Visit>,
+    round: u8,
+    ctx: &Arc<AttestContext>,
+) -> anyhow::Result<Vec<Attested>> {
+    let gate = Arc::new(Semaphore::new(ctx.concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for visit in visits {
+        let (members, gate, ctx) = (Arc::clone(members), Arc::clone(&gate), Arc::clone(ctx));
+        tasks.spawn(async move {
+            let _permit = gate.acquire().await?;
+            attest_one(&members[visit.slot], &visit, round, &ctx).await
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        out.push(joined??);
+    }
+    out.sort_by_key(|a| a.outcome.index);
+    Ok(out)
 }
 
 fn manufacture(
@@ -409,9 +538,11 @@ fn manufacture(
     let mut out: Vec<(usize, SimChip, Option<Fault>)> = Vec::with_capacity(plan.chips);
     for index in 0..plan.chips {
         let fault = plan.fault_for(index);
+        // A clone or a leaked key copies the chip before it, which carries
+        // no fault.
         let chip = match (fault, out.last()) {
-            // A clone copies the chip before it, which carries no fault.
             (Some(Fault::ClonedIdentity), Some((_, victim, _))) => SimChip::clone_of(victim)?,
+            (Some(Fault::LeakedKey), Some((_, victim, _))) => SimChip::leaked_copy(victim)?,
             _ => {
                 let mut chip =
                     SimChip::manufacture(ca, &plan.model, index as u64 + 1, &plan.firmware)?;
@@ -455,11 +586,15 @@ async fn enrol_and_license(
             continue;
         }
         let mut client = issuer.clone();
-        client
-            .enrol_chip(EnrolChipRequest {
-                cert_chain: chip.enrolment_chain.clone(),
-            })
-            .await?;
+        // A leaked key's copy is licensed under the chip's enrolled
+        // identity, for another site.
+        if fault != Some(Fault::LeakedKey) {
+            client
+                .enrol_chip(EnrolChipRequest {
+                    cert_chain: chip.enrolment_chain.clone(),
+                })
+                .await?;
+        }
         let (not_before, lifetime) = if fault == Some(Fault::ExpiredLicense) {
             (now - 3 * DAY, DAY)
         } else {
@@ -537,113 +672,104 @@ async fn revoke_and_wait(
     }
 }
 
-/// The landmarks of the chip's licensed site measure it where it
-/// physically is (through the relay, if it hides behind one), for the
-/// appraisal the chip's evidence nonce names.
+/// The landmarks of the chip's licensed site, and of any site it sits near,
+/// measure it where it physically is (through the relay, if it hides behind
+/// one), for the appraisal the chip's evidence nonce names.
 fn measure(
     m: &Member,
+    round: u8,
     ctx: &AttestContext,
-    challenge: &[u8],
-    tenant: &str,
-    site: &str,
+    binding: &[u8; 32],
     now: i64,
 ) -> anyhow::Result<Vec<Vec<u8>>> {
-    let Some(landmarks) = ctx.landmarks.get(m.site.id) else {
-        return Ok(Vec::new());
-    };
-    let binding = evidence_nonce(challenge, tenant, site);
-    let (position, relay) = whereabouts(m.index, m.site, m.fault);
+    let (position, relay) = whereabouts(m, round);
     let network = metro_network();
-    let mut rng = Rng::new(m.index as u64 ^ now as u64);
-    landmarks
+    let mut rng = Rng::new(m.index as u64 ^ now as u64 ^ u64::from(round) << 56);
+    let mut records = Vec::new();
+    for site in SITES
         .iter()
-        .map(|l| {
-            Ok(l.measure(
+        .filter(|s| s.id == m.site.id || center_of(s).distance_km(&position) <= NEARBY_SITE_KM)
+    {
+        for l in ctx.landmarks.get(site.id).into_iter().flatten() {
+            records.push(l.measure(
                 &m.chip,
                 &position,
                 relay.as_ref(),
-                &binding,
+                binding,
                 &network,
                 &mut rng,
                 now * 1000,
-            )?)
-        })
-        .collect()
+            )?);
+        }
+    }
+    Ok(records)
 }
 
 async fn attest_one(
     m: &Member,
-    issuer: &mut IssuerClient<Channel>,
-    verifier: &mut VerifierClient<Channel>,
+    visit: &Visit,
+    round: u8,
     ctx: &AttestContext,
-    now: i64,
-) -> anyhow::Result<ChipOutcome> {
-    let (issuer_keys, verifier_keys, grace_secs) =
-        (&ctx.issuer_keys, &ctx.verifier_keys, ctx.grace_secs);
-    // What the chip claims: the truth about where it is and whom it serves.
-    let tenant = if m.fault == Some(Fault::WrongTenant) {
-        "unlicensed-tenant"
-    } else {
-        m.tenant
-    };
-    let site = if m.fault == Some(Fault::MovedSite) {
-        "unlicensed-site"
-    } else {
-        m.site.id
-    };
+) -> anyhow::Result<Attested> {
+    let (mut issuer, mut verifier) = (ctx.issuer.clone(), ctx.verifier.clone());
+    let now = ctx.clock.now();
+    let (tenant, site) = claims_of(m, round);
 
     let challenge = verifier
         .challenge(ChallengeRequest {})
         .await?
         .into_inner()
         .challenge;
+    let binding = evidence_nonce(&challenge, tenant, site);
     let host = match &m.host {
         Some(host) => {
-            let (host, nonce) = (Arc::clone(host), evidence_nonce(&challenge, tenant, site));
-            Some(tokio::task::spawn_blocking(move || host.evidence(&nonce)).await??)
+            let host = Arc::clone(host);
+            Some(tokio::task::spawn_blocking(move || host.evidence(&binding)).await??)
         }
         None => None,
     };
     let request = AppraiseRequest {
         challenge: challenge.clone(),
         evidence: Some(m.chip.attest(&challenge, tenant, site)?),
-        license_token: m.token.clone(),
+        license_token: visit.token.clone(),
         tenant: tenant.into(),
         site_id: site.into(),
         host,
-        landmark_records: measure(m, ctx, &challenge, tenant, site, now)?,
+        landmark_records: measure(m, round, ctx, &binding, now)?,
     };
-    let mut signed = verifier
-        .appraise(request.clone())
-        .await?
-        .into_inner()
-        .result;
+    let mut signed = vec![
+        verifier
+            .appraise(request.clone())
+            .await?
+            .into_inner()
+            .result,
+    ];
     if m.fault == Some(Fault::ReplayedEvidence) {
         // The first answer was genuine; the chip now sends it again.
-        signed = verifier.appraise(request).await?.into_inner().result;
+        signed.push(verifier.appraise(request).await?.into_inner().result);
     }
-    let verified = result::verify(&signed, verifier_keys)?;
+    let last = signed.last().cloned().unwrap_or_default();
+    let verified = result::verify(&last, &ctx.verifier_keys)?;
     let r = verified.result();
 
     let renewal = issuer
         .renew_license(RenewLicenseRequest {
-            token_id: m.token_id.clone(),
-            attestation_result: signed.clone(),
+            token_id: visit.token_id.clone(),
+            attestation_result: last,
             lifetime_seconds: 0,
         })
         .await;
-    let (renewal, token) = match renewal {
-        Ok(resp) => (
-            Ok(()),
-            resp.into_inner()
-                .license
-                .map(|l| l.token)
-                .unwrap_or_default(),
+    let (renewal, token, token_id) = match renewal.map(|r| r.into_inner().license) {
+        Ok(Some(l)) => (Ok(()), l.token, l.token_id),
+        Ok(None) => (Ok(()), visit.token.clone(), visit.token_id.clone()),
+        Err(status) => (
+            Err(status.code()),
+            visit.token.clone(),
+            visit.token_id.clone(),
         ),
-        Err(status) => (Err(status.code()), m.token.clone()),
     };
 
-    Ok(ChipOutcome {
+    let outcome = ChipOutcome {
         index: m.index,
         chip_id: m.chip.chip_id.to_hex(),
         tenant: m.tenant.into(),
@@ -653,6 +779,14 @@ async fn attest_one(
         location: r
             .claim(chipward_verifier::claims::LOCATION)
             .map(|c| (c.status, c.reason.clone())),
+        certified_km: r
+            .location
+            .as_ref()
+            .filter(|_| {
+                r.claim(chipward_verifier::claims::LOCATION)
+                    .is_some_and(|c| c.status == Status::Pass)
+            })
+            .and_then(|b| b.farthest_km),
         verdict: r.verdict,
         failed: r
             .claims
@@ -667,6 +801,17 @@ async fn attest_one(
             .map(|c| c.claim.clone())
             .collect(),
         renewal,
-        license_state: m.chip.license_state(&token, issuer_keys, now, grace_secs),
+        license_state: m
+            .chip
+            .license_state(&token, &ctx.issuer_keys, now, ctx.grace_secs),
+    };
+    Ok(Attested {
+        outcome,
+        signed,
+        token,
+        token_id,
     })
 }
+
+mod watch;
+pub use watch::{Integrity, REAPPEAR_AFTER_SECS, ROUND_GAP_SECS};
