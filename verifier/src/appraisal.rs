@@ -315,7 +315,7 @@ impl Appraiser {
         let token_id = license::decode_unverified(req.license_token)
             .map(|c| c.token_id.to_hex())
             .unwrap_or_default();
-        let appraisal = self.sign(&facts, req.tenant, req.site_id, token_id, out, bound, now);
+        let appraisal = self.sign(&facts, (req.tenant, req.site_id), token_id, out, bound, now);
         Ok(appraisal)
     }
 
@@ -352,7 +352,7 @@ impl Appraiser {
             freshness.clone(),
             self.measurements_claim(&facts, freshness.status != Status::Fail),
         ];
-        Ok(self.sign(&facts, "", "", String::new(), out, None, now))
+        Ok(self.sign(&facts, ("", ""), String::new(), out, None, now))
     }
 
     fn open_license(
@@ -504,8 +504,7 @@ impl Appraiser {
     fn sign(
         &self,
         facts: &EvidenceFacts,
-        tenant: &str,
-        site_id: &str,
+        (tenant, site_id): (&str, &str),
         token_id: String,
         claims: Vec<ClaimResult>,
         location: Option<LocationBound>,
