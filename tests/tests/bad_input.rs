@@ -15,7 +15,9 @@ use chipward_certs::pki::DevPki;
 use chipward_device_sim::chip::SimChip;
 use chipward_device_sim::clock::ScenarioClock;
 use chipward_device_sim::demo::{self, Services};
-use chipward_device_sim::fleet::FleetPlan;
+use chipward_device_sim::fleet::{FleetPlan, SiteLandmarks};
+use chipward_device_sim::geography::Rng;
+use chipward_device_sim::landmark::{self, metro_network};
 use chipward_proto::cose::{self, TrustedKeys};
 use chipward_proto::grpc::issuer_client::IssuerClient;
 use chipward_proto::grpc::verifier_client::VerifierClient;
@@ -23,8 +25,10 @@ use chipward_proto::grpc::{
     AppraiseRequest, ChallengeRequest, EnrolChipRequest, IssueLicenseRequest, Site, evidence,
 };
 use chipward_proto::license::{self, MAX_TOKEN_LEN};
+use chipward_proto::nonce::evidence_nonce;
 use chipward_proto::result::{self, AttestationResult, Status};
 use chipward_verifier::claims::{self, code};
+use chipward_verifier::location::Point;
 use coset::{CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -40,13 +44,18 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(&Default::default()).await
+}
+
+/// A world whose verifier enrols `landmarks`.
+async fn world_with(landmarks: &SiteLandmarks) -> World {
     let dir = tempfile::tempdir().unwrap();
     let plan = FleetPlan::default();
     let services = demo::start_services(
         dir.path(),
         &plan,
         &[],
-        &Default::default(),
+        landmarks,
         &Arc::new(ScenarioClock::wall()),
     )
     .await
@@ -417,4 +426,84 @@ async fn forged_evidence_cannot_spend_a_challenge_the_chip_still_needs() {
         failed(&again),
         vec![(claims::EVIDENCE_FRESHNESS, code::REPLAY)]
     );
+}
+
+/// Location records over the wire: only genuine records from enrolled
+/// landmarks for this very appraisal count; anything else fails the
+/// location claim with `CW-LOC-RECORD`, never passes, and too many records
+/// are refused outright.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_landmark_records_fail_the_location_claim() {
+    let sites = demo::site_landmarks().unwrap();
+    let mut w = world_with(&sites).await;
+    let fra = &sites["fra-1"];
+    let here = Point::new(50.11, 8.68).unwrap();
+    let network = metro_network();
+    let mut rng = Rng::new(7);
+    let now_ms = || chipward_verifier::service::system_clock()();
+    let measure = |w: &World, l: &landmark::SimLandmark, r: &AppraiseRequest, rng: &mut Rng| {
+        let binding = evidence_nonce(&r.challenge, &r.tenant, &r.site_id);
+        l.measure(&w.chip, &here, None, &binding, &network, rng, now_ms())
+            .unwrap()
+    };
+    let location = |r: &AttestationResult| {
+        let c = r.claim(claims::LOCATION).unwrap();
+        (c.status, c.code.clone())
+    };
+
+    // Genuine records from the three Frankfurt landmarks certify the chip.
+    let mut good = w.good_request().await;
+    good.landmark_records = fra
+        .iter()
+        .map(|l| measure(&w, l, &good, &mut rng))
+        .collect();
+    let first = good.clone();
+    let r = w.appraise(good).await.unwrap();
+    assert_eq!(location(&r), (Status::Pass, "ok".to_owned()), "{r:?}");
+    assert_eq!(r.verdict, Status::Pass);
+
+    // Each bad record, beside two genuine ones.
+    let stranger = landmark::ring("fra-1", &here, 5.0).unwrap().remove(0);
+    let mut cases: Vec<(
+        &str,
+        Box<dyn Fn(&World, &AppraiseRequest, &mut Rng) -> Vec<u8>>,
+    )> = vec![
+        ("garbage", Box::new(|_, _, _| b"not a record".to_vec())),
+        ("empty", Box::new(|_, _, _| Vec::new())),
+        (
+            "unenrolled landmark with an enrolled id and position",
+            Box::new(|w, r, rng| measure(w, &stranger, r, rng)),
+        ),
+        (
+            "record from an earlier appraisal",
+            Box::new(|_, _, _| first.landmark_records[0].clone()),
+        ),
+        (
+            "flipped byte",
+            Box::new(|w, r, rng| {
+                let mut bytes = measure(w, &fra[0], r, rng);
+                let at = bytes.len() / 2;
+                bytes[at] ^= 0x40;
+                bytes
+            }),
+        ),
+    ];
+    for (what, make) in cases.drain(..) {
+        let mut r = w.good_request().await;
+        let bad = make(&w, &r, &mut rng);
+        r.landmark_records = vec![measure(&w, &fra[1], &r, &mut rng), bad];
+        r.landmark_records.push(measure(&w, &fra[2], &r, &mut rng));
+        let got = w.appraise(r).await.unwrap();
+        assert_eq!(
+            location(&got),
+            (Status::Fail, code::LOCATION_RECORD.to_owned()),
+            "{what}: {got:?}"
+        );
+        assert_ne!(got.verdict, Status::Pass, "{what}");
+    }
+
+    // More records than an appraisal takes: refused before any check.
+    let mut r = w.good_request().await;
+    r.landmark_records = vec![b"x".to_vec(); 65];
+    w.expect_code(r, Code::InvalidArgument, "65 records").await;
 }
