@@ -428,6 +428,9 @@ async fn forged_evidence_cannot_spend_a_challenge_the_chip_still_needs() {
     );
 }
 
+/// Makes one landmark record for a request.
+type MakeRecord<'a> = Box<dyn Fn(&World, &AppraiseRequest, &mut Rng) -> Vec<u8> + 'a>;
+
 /// Location records over the wire: only genuine records from enrolled
 /// landmarks for this very appraisal count; anything else fails the
 /// location claim with `CW-LOC-RECORD`, never passes, and too many records
@@ -464,10 +467,7 @@ async fn bad_landmark_records_fail_the_location_claim() {
 
     // Each bad record, beside two genuine ones.
     let stranger = landmark::ring("fra-1", &here, 5.0).unwrap().remove(0);
-    let mut cases: Vec<(
-        &str,
-        Box<dyn Fn(&World, &AppraiseRequest, &mut Rng) -> Vec<u8>>,
-    )> = vec![
+    let mut cases: Vec<(&str, MakeRecord<'_>)> = vec![
         ("garbage", Box::new(|_, _, _| b"not a record".to_vec())),
         ("empty", Box::new(|_, _, _| Vec::new())),
         (
