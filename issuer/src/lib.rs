@@ -19,6 +19,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
 pub mod clock;
+pub mod compliance;
 pub mod config;
 pub mod enrolment;
 pub mod error;
