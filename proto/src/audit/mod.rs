@@ -1,0 +1,19 @@
+//! The tamper-evident audit log, without storage: Merkle tree hashing and
+//! proofs (RFC 9162), the log entry format, signed tree heads, and an
+//! export that an auditor checks offline with nothing but the issuer's
+//! public key.
+//!
+//! Everything that arrives from outside (entries, proofs, tree heads,
+//! exports) is attacker-controlled and decoded strictly, with typed errors.
+//! Keeping the log (a database table of entries and tree nodes) and serving
+//! it belong to the issuer; this module only fixes the bytes and the checks.
+
+mod memory;
+pub mod merkle;
+
+pub use memory::{MemoryTree, MissingNode};
+pub use merkle::{
+    EMPTY_ROOT, Hash, MAX_PROOF_LEN, NewNode, NodeSource, ProofError, ProveError, completed_nodes,
+    consistency_proof, inclusion_proof, leaf_hash, node_hash, root, verify_consistency,
+    verify_inclusion,
+};
