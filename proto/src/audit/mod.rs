@@ -8,12 +8,24 @@
 //! Keeping the log (a database table of entries and tree nodes) and serving
 //! it belong to the issuer; this module only fixes the bytes and the checks.
 
+mod cbor;
+pub mod entry;
 mod memory;
 pub mod merkle;
+pub mod tree_head;
+
+pub use cbor::CborError;
+pub use entry::{
+    AuditEntry, EntryError, EntryKind, MAX_DETAIL_LEN, MAX_DIGEST_NAME_LEN, MAX_DIGESTS,
+    MAX_ENTRY_LEN, MAX_TEXT_LEN,
+};
 
 pub use memory::{MemoryTree, MissingNode};
 pub use merkle::{
     EMPTY_ROOT, Hash, MAX_PROOF_LEN, NewNode, NodeSource, ProofError, ProveError, completed_nodes,
     consistency_proof, inclusion_proof, leaf_hash, node_hash, root, verify_consistency,
     verify_inclusion,
+};
+pub use tree_head::{
+    MAX_LOG_ID_LEN, MAX_TREE_HEAD_LEN, TREE_HEAD_FORMAT, TreeHead, TreeHeadError, VerifiedTreeHead,
 };
