@@ -10,8 +10,10 @@
 
 mod cbor;
 pub mod entry;
+pub mod export;
 mod memory;
 pub mod merkle;
+pub mod offline;
 pub mod tree_head;
 
 pub use cbor::CborError;
@@ -20,12 +22,14 @@ pub use entry::{
     MAX_ENTRY_LEN, MAX_TEXT_LEN,
 };
 
+pub use export::{AuditExport, BuildError, EXPORT_FORMAT, ExportError, MAX_EXPORT_LEN, Scope};
 pub use memory::{MemoryTree, MissingNode};
 pub use merkle::{
     EMPTY_ROOT, Hash, MAX_PROOF_LEN, NewNode, NodeSource, ProofError, ProveError, completed_nodes,
     consistency_proof, inclusion_proof, leaf_hash, node_hash, root, verify_consistency,
     verify_inclusion,
 };
+pub use offline::{AuditError, AuditReport, HeadRef, check, check_json};
 pub use tree_head::{
     MAX_LOG_ID_LEN, MAX_TREE_HEAD_LEN, TREE_HEAD_FORMAT, TreeHead, TreeHeadError, VerifiedTreeHead,
 };
