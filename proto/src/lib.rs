@@ -8,6 +8,7 @@
 //! objects are only handed out after their signature holds.
 
 pub mod ak_binding;
+pub mod audit;
 pub mod cose;
 pub mod ids;
 pub mod landmark;
