@@ -489,3 +489,6 @@ impl<'de> Deserialize<'de> for Base64Hash {
         Ok(Self(hash))
     }
 }
+
+#[cfg(test)]
+mod tests;

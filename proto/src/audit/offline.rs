@@ -22,12 +22,13 @@
 //! Limitation: tree head timestamps are reported, not checked; an earlier
 //! head with a later timestamp than the current one is not refused.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use thiserror::Error;
 
 use super::entry::{AuditEntry, EntryError};
-use super::export::{AuditExport, ConsistencyPath, ExportError, Scope};
+use super::export::{AuditExport, Base64Hash, ConsistencyPath, ExportError, Scope};
 use super::memory::MemoryTree;
 use super::merkle::{self, Hash, ProofError};
 use super::tree_head::{self, TreeHead, TreeHeadError, VerifiedTreeHead};
@@ -396,6 +397,9 @@ fn locate_difference(found: &[Hash], claimed: &[Hash], head: &TreeHead) -> Audit
 
 /// Checks each entry of a part export against its inclusion proof.
 fn check_part(export: &AuditExport, head: &TreeHead) -> Result<(), AuditError> {
+    let paths: BTreeMap<u64, &[Base64Hash]> = (export.proofs.inclusion.iter())
+        .map(|p| (p.index, p.path.as_slice()))
+        .collect();
     let mut previous: Option<u64> = None;
     for e in &export.entries {
         let index = e.index;
@@ -415,10 +419,9 @@ fn check_part(export: &AuditExport, head: &TreeHead) -> Result<(), AuditError> {
             }
             _ => {}
         }
-        let path: Vec<Hash> = (export.proofs.inclusion.iter())
-            .find(|p| p.index == index)
-            .map(|p| p.path.iter().map(|h| h.0).collect())
-            .unwrap_or_default();
+        let path: Vec<Hash> = (paths.get(&index).copied().unwrap_or_default().iter())
+            .map(|h| h.0)
+            .collect();
         let leaf = merkle::leaf_hash(&e.entry.0);
         merkle::verify_inclusion(&leaf, index, head.size, &path, &head.root).map_err(|err| {
             AuditError::EntryAltered {

@@ -199,6 +199,16 @@ fn refuses_fields_of_the_wrong_type_or_range() {
             max: MAX_DETAIL_LEN
         }
     );
+    let many = (0..=MAX_DIGESTS)
+        .map(|i| (text(&format!("d{i:02}")), Value::Bytes(vec![0; 32])))
+        .collect();
+    assert_eq!(
+        with(8, Value::Map(many)),
+        EntryError::TooManyDigests {
+            count: MAX_DIGESTS + 1,
+            max: MAX_DIGESTS
+        }
+    );
     let twice = vec![
         (text("list"), Value::Bytes(vec![0; 32])),
         (text("list"), Value::Bytes(vec![1; 32])),
