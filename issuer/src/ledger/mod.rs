@@ -3,8 +3,9 @@
 //! TPM attestation keys bound by credential activation.
 //!
 //! [`Ledger`] is the storage contract; [`SqliteLedger`] is the default
-//! backend and a PostgreSQL one can sit behind the same trait. The trait is
-//! synchronous: the service calls it from `spawn_blocking`.
+//! backend and a PostgreSQL one can sit behind the same trait. Every
+//! backend passes the same conformance suite. The trait is synchronous:
+//! the service calls it from `spawn_blocking`.
 //!
 //! Records arrive here already validated by the service; the ledger trusts
 //! them as values but still enforces its own state rules (one identity
@@ -17,6 +18,8 @@
 //! renewed it, and so on. Renewal leaves the older tokens valid until they
 //! expire, so revoking only one member would leave the others usable.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod sqlite;
 
 use std::error::Error as StdError;
@@ -293,6 +296,24 @@ pub enum LedgerError {
     /// Any other backend failure.
     #[error("database error")]
     Backend(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+fn token_id_from(bytes: &[u8]) -> Result<TokenId, LedgerError> {
+    <[u8; 16]>::try_from(bytes)
+        .map(TokenId)
+        .map_err(|_| LedgerError::Corrupt { what: "token id" })
+}
+
+fn chip_id_from(bytes: &[u8]) -> Result<ChipId, LedgerError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(ChipId)
+        .map_err(|_| LedgerError::Corrupt { what: "chip id" })
+}
+
+fn to_seq(seq: i64) -> Result<u64, LedgerError> {
+    u64::try_from(seq).map_err(|_| LedgerError::Corrupt {
+        what: "revocation sequence",
+    })
 }
 
 #[cfg(test)]

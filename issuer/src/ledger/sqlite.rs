@@ -24,7 +24,7 @@ use rusqlite::{
 
 use super::{
     ChipRecord, HostRecord, LedgerError, LicenseFilter, LicenseRecord, LicenseState, MAX_LINEAGE,
-    Revocation, lineage_reason,
+    Revocation, chip_id_from, lineage_reason, to_seq, token_id_from,
 };
 use crate::host_enrolment::HostId;
 use crate::ledger::Ledger;
@@ -529,24 +529,6 @@ fn read_license(r: &Row<'_>) -> rusqlite::Result<Result<LicenseRecord, LedgerErr
         })
     };
     Ok(build())
-}
-
-fn token_id_from(bytes: &[u8]) -> Result<TokenId, LedgerError> {
-    <[u8; 16]>::try_from(bytes)
-        .map(TokenId)
-        .map_err(|_| LedgerError::Corrupt { what: "token id" })
-}
-
-fn chip_id_from(bytes: &[u8]) -> Result<ChipId, LedgerError> {
-    <[u8; 32]>::try_from(bytes)
-        .map(ChipId)
-        .map_err(|_| LedgerError::Corrupt { what: "chip id" })
-}
-
-fn to_seq(seq: i64) -> Result<u64, LedgerError> {
-    u64::try_from(seq).map_err(|_| LedgerError::Corrupt {
-        what: "revocation sequence",
-    })
 }
 
 /// Stores a list of strings as hex-encoded UTF-8, each entry followed by
