@@ -4,6 +4,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/chipward/v1/common.proto",
+        "proto/chipward/v1/compliance.proto",
         "proto/chipward/v1/issuer.proto",
         "proto/chipward/v1/verifier.proto",
     ];

@@ -13,6 +13,7 @@ use thiserror::Error;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
+use crate::compliance::ComplianceError;
 use crate::enrolment::ProfileError;
 use crate::host_enrolment::{HostEnrolmentError, KeyRole, PublicAreaError};
 use crate::ledger::{LedgerError, LicenseState};
@@ -54,6 +55,24 @@ pub enum ServiceError {
     /// A host enrolment step was refused or failed.
     #[error(transparent)]
     HostEnrolment(#[from] HostEnrolmentError),
+    /// The compliance policy refuses the license.
+    #[error(transparent)]
+    Compliance(#[from] ComplianceError),
+    /// A party matched a restricted-party list.
+    #[error("{party} matches the restricted-party list {list} ({candidate}, score {score:.3})")]
+    Screened {
+        /// Which party, by role.
+        party: String,
+        /// The list's label and date.
+        list: String,
+        /// The best listed name.
+        candidate: String,
+        /// Its score.
+        score: f64,
+    },
+    /// An audit log request outside the log.
+    #[error("{0}")]
+    AuditRange(String),
     /// The ledger refused or failed.
     #[error("ledger call failed")]
     Ledger(#[from] LedgerError),
@@ -124,6 +143,9 @@ impl ServiceError {
                 }
             },
             Self::HostEnrolment(e) => classify_host(e),
+            Self::Compliance(_) => (Code::FailedPrecondition, "compliance", Security),
+            Self::Screened { .. } => (Code::PermissionDenied, "screening_hit", Security),
+            Self::AuditRange(_) => (Code::InvalidArgument, "audit_range", BadRequest),
             Self::Ledger(e) => match e {
                 LedgerError::Conflict { .. } => (Code::AlreadyExists, "chip_conflict", Security),
                 LedgerError::UnknownChip { .. } => {
@@ -139,6 +161,11 @@ impl ServiceError {
                     (Code::FailedPrecondition, "lineage_too_large", Fault)
                 }
                 LedgerError::Unavailable(_) => (Code::Unavailable, "ledger_unavailable", Fault),
+                LedgerError::Retained { .. } => {
+                    (Code::FailedPrecondition, "retention_period", BadRequest)
+                }
+                LedgerError::Held { .. } => (Code::FailedPrecondition, "legal_hold", BadRequest),
+                LedgerError::NoSuchHold { .. } => (Code::NotFound, "hold_not_found", BadRequest),
                 LedgerError::DuplicateToken { .. }
                 | LedgerError::SchemaVersion { .. }
                 | LedgerError::Corrupt { .. }
@@ -185,12 +212,20 @@ impl ServiceError {
                 format!("license lineage holds more than {max} licenses")
             }
             Self::Ledger(LedgerError::Unavailable(_)) => "ledger unavailable".into(),
+            Self::Ledger(
+                e @ (LedgerError::Retained { .. }
+                | LedgerError::Held { .. }
+                | LedgerError::NoSuchHold { .. }),
+            ) => e.to_string(),
             Self::Ledger(_) | Self::Random | Self::TaskFailed => "internal error".into(),
             Self::Input(_)
             | Self::NotDeviceIdentity(_)
             | Self::ChipNotEnrolled { .. }
             | Self::LicenseNotFound { .. }
             | Self::Renewal(_)
+            | Self::Compliance(_)
+            | Self::Screened { .. }
+            | Self::AuditRange(_)
             | Self::HostEnrolment(_) => self.to_string(),
         }
     }

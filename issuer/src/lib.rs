@@ -55,7 +55,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let max = service.settings().max_message_bytes;
-    let grpc = IssuerServer::new(service).max_decoding_message_size(max);
+    let service = std::sync::Arc::new(service);
+    let grpc =
+        IssuerServer::from_arc(std::sync::Arc::clone(&service)).max_decoding_message_size(max);
+    let audit = chipward_proto::grpc::audit_log_server::AuditLogServer::from_arc(service)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(64 * 1024 * 1024);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, max_message_bytes = max, "issuer serving");
         // Limitation: callers are not authenticated; whoever reaches the port
@@ -67,6 +72,7 @@ pub async fn serve(
     }
     Server::builder()
         .add_service(grpc)
+        .add_service(audit)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .map_err(ServeError::Transport)

@@ -31,6 +31,8 @@ pub struct RenewalPolicy {
 pub struct RenewalApproval {
     token_id: TokenId,
     result_key_id: String,
+    location_measured: bool,
+    evidence_sha256: Option<[u8; 32]>,
 }
 
 impl RenewalApproval {
@@ -42,6 +44,17 @@ impl RenewalApproval {
     /// Id of the verifier key that signed the result.
     pub fn result_key_id(&self) -> &str {
         &self.result_key_id
+    }
+
+    /// Whether the result carried a passing `location` claim: landmark
+    /// round trips placed the chip inside its site.
+    pub fn location_measured(&self) -> bool {
+        self.location_measured
+    }
+
+    /// SHA-256 of the evidence the result appraised, as the result states.
+    pub fn evidence_sha256(&self) -> Option<[u8; 32]> {
+        self.evidence_sha256
     }
 }
 
@@ -180,9 +193,17 @@ pub fn check(
         });
     }
 
+    let mut evidence = [0u8; 32];
+    let evidence_sha256 = hex::decode_to_slice(&r.evidence_sha256, &mut evidence)
+        .ok()
+        .map(|()| evidence);
     Ok(RenewalApproval {
         token_id: license.token_id,
         result_key_id: verified.key_id().to_owned(),
+        location_measured: r
+            .claim("location")
+            .is_some_and(|c| c.status == Status::Pass),
+        evidence_sha256,
     })
 }
 
@@ -251,6 +272,7 @@ mod tests {
             renewed_from: None,
             entitlements: vec![],
             eccn: String::new(),
+            term_started_at: NOW - 1000,
         };
         Fixture { key, keys, license }
     }

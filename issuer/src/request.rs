@@ -154,6 +154,14 @@ pub enum InputError {
         /// Earliest allowed, Unix seconds.
         earliest: i64,
     },
+    /// A field that breaks a rule of its own.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// The rule, in words.
+        reason: &'static str,
+    },
     /// `not_before` lies further in the future than allowed.
     #[error("not_before {not_before} is later than the allowed {latest}")]
     StartsTooLate {
@@ -388,6 +396,49 @@ struct Identifier {
     rule: &'static str,
 }
 
+/// Checks a site id.
+pub fn site_id(text: &str) -> Result<String, InputError> {
+    identifier(text, &SITE_ID)
+}
+
+/// A party to screen, every field checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartyInput {
+    /// Legal name.
+    pub name: String,
+    /// Postal address; may be empty.
+    pub address: String,
+    /// ISO 3166 alpha-2, or empty.
+    pub country: String,
+}
+
+const PARTY_NAME_CHARS: (usize, usize) = (1, 256);
+const PARTY_ADDRESS_CHARS: (usize, usize) = (0, 512);
+
+/// Checks a party; `None` when the request left it out.
+pub fn party(
+    party: Option<&chipward_proto::grpc::Party>,
+    field: &'static str,
+) -> Result<Option<PartyInput>, InputError> {
+    let Some(p) = party else {
+        return Ok(None);
+    };
+    let country = p.country.trim().to_ascii_uppercase();
+    if !(country.is_empty()
+        || country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        return Err(InputError::Invalid {
+            field,
+            reason: "country must be an ISO 3166 alpha-2 code or empty",
+        });
+    }
+    Ok(Some(PartyInput {
+        name: text(&p.name, field, PARTY_NAME_CHARS)?,
+        address: text(&p.address, field, PARTY_ADDRESS_CHARS)?,
+        country,
+    }))
+}
+
 /// Checks an identifier: 1 to `max_bytes` bytes, each an ASCII letter
 /// (lowercase only unless the rule allows both), digit, `.`, `_` or `-`,
 /// the first a letter or digit. Being ASCII, bytes and characters agree.
@@ -468,6 +519,8 @@ mod tests {
             lifetime_seconds: 0,
             entitlements: vec!["fp8".into()],
             eccn: "3A090.a".into(),
+            tenant_party: None,
+            end_user: None,
         }
     }
 

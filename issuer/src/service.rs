@@ -11,8 +11,11 @@
 //! blocking pool. The service reads the time only from the [`Clock`] it was
 //! given.
 //!
-//! It does not screen tenants against restricted-party lists and keeps no
-//! audit log of its own: both belong to layers that are not built yet.
+//! Every change is written with its audit log entry in one ledger commit
+//! (`service/audit.rs` serves the log); licenses are stored through a
+//! group-commit writer (`service/batch.rs`). With a compliance policy, the
+//! chip's model fixes the export classification and the tier of site and
+//! tenant bounds lifetimes and what renewal needs ([`crate::compliance`]).
 
 use std::sync::Arc;
 
@@ -37,16 +40,23 @@ use tonic::{Request, Response, Status};
 use tracing::{Span, debug, error, field, info, instrument, warn};
 
 use crate::clock::Clock;
+use crate::compliance::CompliancePolicy;
 use crate::config::{ConfigError, IssuerSettings, PkiMaterial};
 use crate::enrolment;
 use crate::error::{ServiceError, Severity};
 use crate::host_enrolment::PendingEnrolments;
-use crate::ledger::{ChipRecord, Ledger, LedgerError, LicenseRecord, LicenseState};
+use crate::ledger::{AuditRecord, ChipRecord, Ledger, LedgerError, LicenseRecord, LicenseState};
 use crate::published_list::PublishedList;
 use crate::renewal::{self, RenewalApproval, RenewalPolicy};
 use crate::request::{self, IssueTerms};
 
+mod audit;
+mod batch;
 mod host;
+
+pub use audit::{MAX_BUNDLE_ENTRIES, MAX_ENTRIES_PER_CALL};
+pub use batch::{IssueBatcher, MAX_BATCH};
+use chipward_proto::audit::{AuditEntry, EntryKind};
 
 /// The issuer service; hand it to [`crate::serve`].
 pub struct IssuerService {
@@ -64,6 +74,13 @@ pub struct IssuerService {
     tpm_roots: Arc<[TrustAnchor]>,
     /// Host enrolments waiting for their credential.
     host_enrolments: PendingEnrolments,
+    /// Classifications and tiers, with the SHA-256 of the file they came
+    /// from; none means no policy applies.
+    compliance: Option<(Arc<CompliancePolicy>, [u8; 32])>,
+    /// The group-commit writer of new licenses.
+    batcher: IssueBatcher,
+    /// The audit log's name in its tree heads.
+    log_id: String,
 }
 
 impl IssuerService {
@@ -80,8 +97,12 @@ impl IssuerService {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let token_key_id = token_key.key_id();
+        let log_id = format!("{}/audit", settings.issuer_name);
         Self {
             settings,
+            batcher: IssueBatcher::start(Arc::clone(&ledger)),
+            compliance: None,
+            log_id,
             ledger,
             token_key,
             token_key_id,
@@ -101,6 +122,14 @@ impl IssuerService {
     #[must_use]
     pub fn with_tpm_roots(mut self, roots: Vec<TrustAnchor>) -> Self {
         self.tpm_roots = roots.into();
+        self
+    }
+
+    /// Applies `policy` (read from a file whose SHA-256 is `digest`) to
+    /// every issuance and renewal.
+    #[must_use]
+    pub fn with_compliance(mut self, policy: CompliancePolicy, digest: [u8; 32]) -> Self {
+        self.compliance = Some((Arc::new(policy), digest));
         self
     }
 
@@ -188,7 +217,15 @@ impl IssuerService {
             identity_cert: identity.cert_der().to_vec(),
             enrolled_at: now,
         };
-        let newly = self.ledger(move |l| l.enrol_chip(&record)).await?;
+        let mut entry = AuditEntry::new(now, EntryKind::ChipEnrolled);
+        entry.chip_id = Some(chip_id);
+        entry.digests.insert(
+            "identity_certificate".into(),
+            audit::sha256(identity.cert_der()),
+        );
+        entry.detail = format!("model {model}");
+        let audit = AuditRecord::new(entry);
+        let newly = self.ledger(move |l| l.enrol_chip(&record, &audit)).await?;
         info!(chip = %chip_id.short(), model = %model, newly, "chip enrolled");
         Ok(EnrolChipResponse {
             chip_id: chip_id.to_hex(),
@@ -205,20 +242,32 @@ impl IssuerService {
 
         // 2. The chip must be enrolled.
         let chip_id = terms.chip_id;
-        if self.ledger(move |l| l.chip(&chip_id)).await?.is_none() {
+        let Some(chip) = self.ledger(move |l| l.chip(&chip_id)).await? else {
             return Err(ServiceError::ChipNotEnrolled { chip_id });
-        }
+        };
 
-        // 3. Mint, store, answer.
-        let record = self.mint(terms, now, None)?;
+        // 3. The compliance policy: classification from the model, token
+        //    lifetime from the tier.
+        let (terms, tier) = match self.apply_policy(terms, &chip.model, req.lifetime_seconds) {
+            Ok(applied) => applied,
+            Err(e) => return Err(self.refuse(now, chip_id, &req, e).await),
+        };
+
+        // 4. Mint, store with its entry (group commit), answer.
+        let record = self.mint(terms, now, None, now)?;
         Span::current().record("token", field::display(record.token_id));
-        let stored = record.clone();
-        self.ledger(move |l| l.insert_license(&stored)).await?;
+        let mut audit = audit::license_record(EntryKind::Issued, &record, now, &self.token_key_id);
+        if let Some((_, digest)) = &self.compliance {
+            audit.entry.digests.insert("policy".into(), *digest);
+        }
+        audit.entry.detail = format!("issued until {}; {tier}", record.expires_at);
+        let index = self.batcher.store(record.clone(), audit).await?;
         info!(
             token_id = %record.token_id,
             chip = %record.chip_id.short(),
             tenant = %record.tenant,
             expires_at = record.expires_at,
+            index,
             "license issued"
         );
         Ok(to_wire(record))
@@ -259,30 +308,62 @@ impl IssuerService {
             max_result_age_secs: self.settings.renewal_max_result_age_secs,
             clock_skew_secs: self.settings.clock_skew_secs,
         };
-        let approval = renewal::check(
+        let approval = match renewal::check(
             &req.attestation_result,
             &self.verifier_keys,
             &old,
             now,
             &policy,
-        )?;
+        ) {
+            Ok(approval) => approval,
+            Err(e) => {
+                let e = ServiceError::from(e);
+                self.log_refusal(now, &old, "renewal", &e).await;
+                return Err(e);
+            }
+        };
         debug!(
             result_key = approval.result_key_id(),
             "attestation result accepted"
         );
 
-        // 4. Same terms, fresh token, starting now; supersede atomically.
+        // 4. The tier may end the term, shorten the token or want a
+        //    measured location.
+        let expires_at = match self
+            .renewal_expiry(&old, now, req.lifetime_seconds, lifetime, &approval)
+            .await
+        {
+            Ok(at) => at,
+            Err(e) => {
+                self.log_refusal(now, &old, "renewal", &e).await;
+                return Err(e);
+            }
+        };
+
+        // 5. Same terms, fresh token, starting now; supersede atomically.
+        let term_started_at = old.term_started_at;
         let terms = IssueTerms {
             chip_id: old.chip_id,
             tenant: old.tenant,
             site: old.site,
             not_before: now,
-            expires_at: now.saturating_add(lifetime),
+            expires_at,
             entitlements: old.entitlements,
             eccn: old.eccn,
         };
-        let record = self.mint(terms, now, Some(&approval))?;
-        self.supersede(approval, record.clone()).await?;
+        let record = self.mint(terms, now, Some(&approval), term_started_at)?;
+        let mut audit =
+            audit::license_record(EntryKind::Renewed, &record, now, approval.result_key_id());
+        audit
+            .entry
+            .digests
+            .insert("result".into(), audit::sha256(&req.attestation_result));
+        if let Some(evidence) = approval.evidence_sha256() {
+            audit.entry.digests.insert("evidence".into(), evidence);
+        }
+        audit.entry.detail = format!("renews {token_id} until {}", record.expires_at);
+        let audit = audit.with_artefact(req.attestation_result.clone());
+        self.supersede(approval, record.clone(), audit).await?;
         info!(
             token_id = %record.token_id,
             renewed_from = %token_id,
@@ -303,8 +384,13 @@ impl IssuerService {
         // 2. Revoke the license and its whole renewal lineage in one ledger
         //    step: a renewal leaves older tokens within their validity.
         let now = self.clock.now();
+        let license = self.ledger(move |l| l.license(&token_id)).await?;
+        let license = license.ok_or(ServiceError::LicenseNotFound { token_id })?;
+        let mut audit =
+            audit::license_record(EntryKind::Revoked, &license, now, &self.token_key_id);
+        audit.entry.detail = format!("lineage revoked: {reason}");
         let done = self
-            .ledger(move |l| l.revoke(&token_id, &reason, now))
+            .ledger(move |l| l.revoke(&token_id, &reason, now, &audit))
             .await?;
         info!(
             token_id = %token_id,
@@ -337,6 +423,7 @@ impl IssuerService {
         terms: IssueTerms,
         now: i64,
         renewing: Option<&RenewalApproval>,
+        term_started_at: i64,
     ) -> Result<LicenseRecord, ServiceError> {
         let mut id = [0u8; 16];
         self.rng.fill(&mut id).map_err(|_| ServiceError::Random)?;
@@ -369,7 +456,97 @@ impl IssuerService {
             renewed_from: renewing.map(|a| *a.token_id()),
             entitlements: claims.entitlements,
             eccn: claims.eccn,
+            term_started_at,
         })
+    }
+
+    /// The terms the compliance policy allows, and the tier in words; the
+    /// terms as they are without a policy.
+    fn apply_policy(
+        &self,
+        mut terms: IssueTerms,
+        model: &str,
+        requested_lifetime: i64,
+    ) -> Result<(IssueTerms, String), ServiceError> {
+        let Some((policy, _)) = &self.compliance else {
+            return Ok((terms, "no compliance policy".into()));
+        };
+        let allowed = policy.terms(model, &terms.site.id, &terms.tenant)?;
+        terms.eccn = allowed.classification_for(model, &terms.eccn)?;
+        terms.expires_at = terms
+            .not_before
+            .saturating_add(allowed.lifetime(requested_lifetime)?);
+        let tier = format!(
+            "tier {} ({}), classification {}",
+            allowed.tier.name, allowed.country, allowed.classification
+        );
+        Ok((terms, tier))
+    }
+
+    /// When a renewed token expires: the tier's rules with a policy, the
+    /// issuer's lifetime without.
+    async fn renewal_expiry(
+        &self,
+        old: &LicenseRecord,
+        now: i64,
+        requested: i64,
+        lifetime: i64,
+        approval: &RenewalApproval,
+    ) -> Result<i64, ServiceError> {
+        let Some((policy, _)) = &self.compliance else {
+            return Ok(now.saturating_add(lifetime));
+        };
+        let chip_id = old.chip_id;
+        let chip = self.ledger(move |l| l.chip(&chip_id)).await?;
+        let chip = chip.ok_or(ServiceError::ChipNotEnrolled { chip_id })?;
+        let terms = policy.terms(&chip.model, &old.site.id, &old.tenant)?;
+        Ok(terms.renewal_expiry(
+            old.term_started_at,
+            now,
+            requested,
+            approval.location_measured(),
+        )?)
+    }
+
+    /// Logs a refused issuance and hands the error back.
+    async fn refuse(
+        &self,
+        now: i64,
+        chip_id: chipward_proto::ChipId,
+        req: &IssueLicenseRequest,
+        e: ServiceError,
+    ) -> ServiceError {
+        let mut entry = AuditEntry::new(now, EntryKind::Refused);
+        entry.chip_id = Some(chip_id);
+        entry.tenant = req.tenant.chars().take(64).collect();
+        entry.site_id = req
+            .site
+            .as_ref()
+            .map(|s| s.id.chars().take(64).collect())
+            .unwrap_or_default();
+        if let Some((_, digest)) = &self.compliance {
+            entry.digests.insert("policy".into(), *digest);
+        }
+        entry.detail = format!("issuance refused: {e}");
+        self.log(AuditRecord::new(entry)).await;
+        e
+    }
+
+    /// Logs a refusal concerning an existing license.
+    async fn log_refusal(&self, now: i64, license: &LicenseRecord, what: &str, e: &ServiceError) {
+        let mut record = audit::license_record(EntryKind::Refused, license, now, "");
+        record.artefacts.clear();
+        record.entry.detail = format!("{what} refused: {e}");
+        self.log(record).await;
+    }
+
+    /// Appends an entry that changes nothing else. A failure is logged and
+    /// otherwise ignored: the refusal it records stands either way.
+    async fn log(&self, record: AuditRecord) {
+        let records = vec![record];
+        if let Err(e) = self.ledger(move |l| l.append_audit(&records)).await {
+            error!(error = %e, "audit entry not written");
+        }
     }
 
     /// Replaces the approved license with `new` in one ledger step.
@@ -377,9 +554,10 @@ impl IssuerService {
         &self,
         approval: RenewalApproval,
         new: LicenseRecord,
-    ) -> Result<(), ServiceError> {
+        audit: AuditRecord,
+    ) -> Result<u64, ServiceError> {
         let old = *approval.token_id();
-        self.ledger(move |l| l.renew(&old, &new)).await
+        self.ledger(move |l| l.renew(&old, &new, &audit)).await
     }
 
     /// Runs a ledger call on the blocking pool.

@@ -12,8 +12,8 @@ use chipward_certs::keys::{Ed25519Key, P384Key, spki_sha256};
 use chipward_certs::pki::{CertifiedKey, DevPki};
 use chipward_issuer::host_enrolment::HostId;
 use chipward_issuer::ledger::{
-    ChipRecord, HostRecord, Ledger, LedgerError, LicenseFilter, LicenseRecord, Revocation,
-    SqliteLedger,
+    AuditRecord, AuditSelection, ChipRecord, HostRecord, Ledger, LedgerError, LegalHold,
+    LicenseFilter, LicenseRecord, ResultRecord, Revocation, SqliteLedger, StoredTreeHead,
 };
 use chipward_issuer::{Clock, IssuerService, IssuerSettings, ManualClock, SystemClock, serve};
 use chipward_proto::cose::TrustedKeys;
@@ -246,6 +246,8 @@ fn issue_request(chip: &Chip, tenant: &str) -> IssueLicenseRequest {
         lifetime_seconds: 0,
         entitlements: vec!["fp8".into(), "nvlink".into()],
         eccn: "3A090.a".into(),
+        tenant_party: None,
+        end_user: None,
     }
 }
 
@@ -1178,13 +1180,19 @@ impl Broken {
 }
 
 impl Ledger for Broken {
-    fn enrol_chip(&self, _: &ChipRecord) -> Result<bool, LedgerError> {
+    fn enrol_chip(&self, _: &ChipRecord, _: &AuditRecord) -> Result<bool, LedgerError> {
         self.fail()
     }
     fn chip(&self, _: &ChipId) -> Result<Option<ChipRecord>, LedgerError> {
         self.fail()
     }
-    fn insert_license(&self, _: &LicenseRecord) -> Result<(), LedgerError> {
+    fn insert_license(&self, _: &LicenseRecord, _: &AuditRecord) -> Result<u64, LedgerError> {
+        self.fail()
+    }
+    fn insert_licenses(
+        &self,
+        _: &[(LicenseRecord, AuditRecord)],
+    ) -> Result<Vec<Result<u64, LedgerError>>, LedgerError> {
         self.fail()
     }
     fn license(&self, _: &TokenId) -> Result<Option<LicenseRecord>, LedgerError> {
@@ -1197,10 +1205,16 @@ impl Ledger for Broken {
     ) -> Result<Vec<LicenseRecord>, LedgerError> {
         self.fail()
     }
-    fn renew(&self, _: &TokenId, _: &LicenseRecord) -> Result<(), LedgerError> {
+    fn renew(&self, _: &TokenId, _: &LicenseRecord, _: &AuditRecord) -> Result<u64, LedgerError> {
         self.fail()
     }
-    fn revoke(&self, _: &TokenId, _: &str, _: i64) -> Result<Revocation, LedgerError> {
+    fn revoke(
+        &self,
+        _: &TokenId,
+        _: &str,
+        _: i64,
+        _: &AuditRecord,
+    ) -> Result<Revocation, LedgerError> {
         self.fail()
     }
     fn revocation_seq(&self) -> Result<u64, LedgerError> {
@@ -1209,10 +1223,62 @@ impl Ledger for Broken {
     fn revocations(&self) -> Result<(u64, Vec<RevokedLicense>), LedgerError> {
         self.fail()
     }
-    fn enrol_host(&self, _: &HostRecord) -> Result<bool, LedgerError> {
+    fn enrol_host(&self, _: &HostRecord, _: &AuditRecord) -> Result<bool, LedgerError> {
         self.fail()
     }
     fn host_keys(&self, _: &HostId) -> Result<Vec<HostRecord>, LedgerError> {
+        self.fail()
+    }
+    fn append_audit(&self, _: &[AuditRecord]) -> Result<u64, LedgerError> {
+        self.fail()
+    }
+    fn record_result(&self, _: &ResultRecord, _: &AuditRecord) -> Result<u64, LedgerError> {
+        self.fail()
+    }
+    fn results(&self, _: &AuditSelection, _: usize) -> Result<Vec<ResultRecord>, LedgerError> {
+        self.fail()
+    }
+    fn audit_size(&self) -> Result<u64, LedgerError> {
+        self.fail()
+    }
+    fn audit_entries(&self, _: u64, _: usize) -> Result<Vec<Vec<u8>>, LedgerError> {
+        self.fail()
+    }
+    fn audit_select(
+        &self,
+        _: &AuditSelection,
+        _: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
+        self.fail()
+    }
+    fn audit_node(&self, _: u32, _: u64) -> Result<[u8; 32], LedgerError> {
+        self.fail()
+    }
+    fn artefact(&self, _: &[u8; 32]) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.fail()
+    }
+    fn store_tree_head(&self, _: &StoredTreeHead) -> Result<(), LedgerError> {
+        self.fail()
+    }
+    fn tree_heads(&self, _: u64, _: usize) -> Result<Vec<StoredTreeHead>, LedgerError> {
+        self.fail()
+    }
+    fn place_hold(&self, _: &LegalHold, _: &AuditRecord) -> Result<i64, LedgerError> {
+        self.fail()
+    }
+    fn lift_hold(&self, _: i64, _: i64, _: &AuditRecord) -> Result<(), LedgerError> {
+        self.fail()
+    }
+    fn holds(&self) -> Result<Vec<LegalHold>, LedgerError> {
+        self.fail()
+    }
+    fn purge_lineage(
+        &self,
+        _: &TokenId,
+        _: i64,
+        _: i64,
+        _: &AuditRecord,
+    ) -> Result<usize, LedgerError> {
         self.fail()
     }
 }

@@ -101,6 +101,8 @@ async fn issue(issuer: &mut IssuerClient<Channel>, chip: &SimChip) -> Vec<u8> {
         lifetime_seconds: 0,
         entitlements: vec!["inference".into()],
         eccn: "3A090.a".into(),
+        tenant_party: None,
+        end_user: None,
     };
     issuer
         .issue_license(request)

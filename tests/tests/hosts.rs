@@ -155,6 +155,8 @@ async fn enrol_and_license(issuer: &mut IssuerClient<Channel>, chip: &SimChip) -
         lifetime_seconds: 0,
         entitlements: vec![],
         eccn: "3A090.a".into(),
+        tenant_party: None,
+        end_user: None,
     };
     issuer
         .issue_license(request)

@@ -15,7 +15,7 @@ use chipward_proto::grpc::issuer_client::IssuerClient;
 use chipward_proto::grpc::verifier_client::VerifierClient;
 use chipward_proto::grpc::{
     AppraiseRequest, ChallengeRequest, EnrolChipRequest, HostEvidence, InfoRequest,
-    IssueLicenseRequest, RenewLicenseRequest, RevokeLicenseRequest, Site,
+    IssueLicenseRequest, Party, RenewLicenseRequest, RevokeLicenseRequest, Site,
 };
 use chipward_proto::nonce::evidence_nonce;
 use chipward_proto::result::{self, Status};
@@ -185,6 +185,28 @@ pub const TENANTS: [&str; 5] = [
     "delta-research",
     "ember-systems",
 ];
+
+/// The legal name, address and country of a default tenant, as license
+/// requests give them for screening. All invented.
+pub fn legal_party(tenant: &str) -> Party {
+    let (name, address, country) = match tenant {
+        "acme-ai" => ("Acme AI Inc.", "1 Example Way, San Francisco", "US"),
+        "borealis-labs" => ("Borealis Labs Oy", "Esimerkkikatu 2, Helsinki", "FI"),
+        "cobalt-cloud" => (
+            "Cobalt Cloud GmbH",
+            "Beispielstrasse 3, Frankfurt am Main",
+            "DE",
+        ),
+        "delta-research" => ("Delta Research Ltd", "4 Sample Quay, Dublin", "IE"),
+        "ember-systems" => ("Ember Systems Pte. Ltd.", "5 Example Road, Singapore", "SG"),
+        other => (other, "", ""),
+    };
+    Party {
+        name: name.into(),
+        address: address.into(),
+        country: country.into(),
+    }
+}
 
 /// How a fleet run is laid out.
 #[derive(Clone, Debug)]
@@ -614,6 +636,8 @@ async fn enrol_and_license(
                 lifetime_seconds: lifetime,
                 entitlements: vec!["inference".into(), "training".into()],
                 eccn: "3A090.a".into(),
+                tenant_party: Some(legal_party(tenant)),
+                end_user: Some(legal_party(tenant)),
             })
             .await?
             .into_inner()

@@ -20,6 +20,7 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+mod records;
 mod sqlite;
 
 use std::error::Error as StdError;
@@ -30,25 +31,47 @@ use chipward_proto::revocation::RevokedLicense;
 use chipward_proto::{ChipId, TokenId};
 use thiserror::Error;
 
+pub use records::{AuditRecord, AuditSelection, LegalHold, ResultRecord, StoredTreeHead};
 pub use sqlite::SqliteLedger;
 
 use crate::host_enrolment::HostId;
 
-/// Durable storage for chips, licenses and revocations.
+/// Durable storage for chips, licenses, revocations and the audit log.
 ///
 /// Every method is atomic: it either applies completely or leaves the ledger
 /// as it was. Implementations must make an acknowledged write durable.
+///
+/// Every write that changes something appends its [`AuditRecord`] to the
+/// audit log in the same transaction, so no acknowledged change lacks its
+/// entry and no entry describes a change that was rolled back. The log is
+/// an RFC 9162 Merkle tree: the ledger keeps each entry and every perfect
+/// subtree hash, so roots and proofs cost O(log n) reads.
 pub trait Ledger: Send + Sync {
     /// Records a chip. Returns `true` when the chip is new, `false` when it
-    /// was already enrolled with byte-identical identity certificate, and
-    /// [`LedgerError::Conflict`] when it was enrolled with another one.
-    fn enrol_chip(&self, chip: &ChipRecord) -> Result<bool, LedgerError>;
+    /// was already enrolled with byte-identical identity certificate (and
+    /// logs nothing), and [`LedgerError::Conflict`] when it was enrolled with
+    /// another one.
+    fn enrol_chip(&self, chip: &ChipRecord, audit: &AuditRecord) -> Result<bool, LedgerError>;
 
     /// The chip with this id, if enrolled.
     fn chip(&self, chip_id: &ChipId) -> Result<Option<ChipRecord>, LedgerError>;
 
-    /// Stores a newly minted license; its chip must be enrolled.
-    fn insert_license(&self, license: &LicenseRecord) -> Result<(), LedgerError>;
+    /// Stores a newly minted license; its chip must be enrolled. Returns
+    /// the audit log index of its entry.
+    fn insert_license(
+        &self,
+        license: &LicenseRecord,
+        audit: &AuditRecord,
+    ) -> Result<u64, LedgerError>;
+
+    /// Stores many newly minted licenses in one durable commit (group
+    /// commit). Each gets its own outcome, as [`Self::insert_license`]
+    /// would give it alone; one refused license does not refuse the others.
+    /// The outer error means nothing was stored.
+    fn insert_licenses(
+        &self,
+        batch: &[(LicenseRecord, AuditRecord)],
+    ) -> Result<Vec<Result<u64, LedgerError>>, LedgerError>;
 
     /// The license with this token id, if any.
     fn license(&self, token_id: &TokenId) -> Result<Option<LicenseRecord>, LedgerError>;
@@ -64,7 +87,12 @@ pub trait Ledger: Send + Sync {
     /// nothing, when `old` is unknown or not active, or when its lineage
     /// already has [`MAX_LINEAGE`] members (so every lineage stays small
     /// enough to revoke).
-    fn renew(&self, old: &TokenId, new: &LicenseRecord) -> Result<(), LedgerError>;
+    fn renew(
+        &self,
+        old: &TokenId,
+        new: &LicenseRecord,
+        audit: &AuditRecord,
+    ) -> Result<u64, LedgerError>;
 
     /// Revokes a license and its whole lineage in one step: every member not
     /// yet revoked is marked revoked and appended to the revocation list
@@ -72,11 +100,18 @@ pub trait Ledger: Send + Sync {
     /// license asked for gets `reason`; the others get [`lineage_reason`].
     ///
     /// Returns the sequence number of the first list that carries every
-    /// member. Revoking again, through any member, adds nothing and returns
-    /// that number. Superseded licenses can be revoked too. Fails, writing
-    /// nothing, with [`LedgerError::NotFound`] for an unknown license and
-    /// [`LedgerError::LineageTooLarge`] past [`MAX_LINEAGE`] members.
-    fn revoke(&self, token_id: &TokenId, reason: &str, at: i64) -> Result<Revocation, LedgerError>;
+    /// member. Revoking again, through any member, adds nothing (and logs
+    /// nothing) and returns that number. Superseded licenses can be revoked
+    /// too. Fails, writing nothing, with [`LedgerError::NotFound`] for an
+    /// unknown license and [`LedgerError::LineageTooLarge`] past
+    /// [`MAX_LINEAGE`] members.
+    fn revoke(
+        &self,
+        token_id: &TokenId,
+        reason: &str,
+        at: i64,
+        audit: &AuditRecord,
+    ) -> Result<Revocation, LedgerError>;
 
     /// The current sequence number: how many list versions there have been
     /// since the empty list (0). Each revocation call that revokes anything
@@ -90,12 +125,88 @@ pub trait Ledger: Send + Sync {
     /// Records a host's attestation key after credential activation.
     /// Returns `true` when the (host, AK name) pair is new and `false` when
     /// it was already recorded, in which case the first record stays as it
-    /// was: enrolling the same AK again is not an error.
-    fn enrol_host(&self, host: &HostRecord) -> Result<bool, LedgerError>;
+    /// was (and nothing is logged): enrolling the same AK again is not an
+    /// error.
+    fn enrol_host(&self, host: &HostRecord, audit: &AuditRecord) -> Result<bool, LedgerError>;
 
     /// Every attestation key recorded for `host_id`, oldest first.
     fn host_keys(&self, host_id: &HostId) -> Result<Vec<HostRecord>, LedgerError>;
+
+    /// Appends entries that change nothing else (screening decisions,
+    /// refusals, list loads), in one commit. Returns the index of the
+    /// first.
+    fn append_audit(&self, records: &[AuditRecord]) -> Result<u64, LedgerError>;
+
+    /// Stores a signed attestation result and logs it, in one commit.
+    /// Returns the log index of its entry.
+    fn record_result(&self, result: &ResultRecord, audit: &AuditRecord)
+    -> Result<u64, LedgerError>;
+
+    /// Results of one chip or site appraised in `[from, to)`, oldest first,
+    /// at most `limit`.
+    fn results(
+        &self,
+        select: &AuditSelection,
+        limit: usize,
+    ) -> Result<Vec<ResultRecord>, LedgerError>;
+
+    /// How many entries the log holds.
+    fn audit_size(&self) -> Result<u64, LedgerError>;
+
+    /// Encoded entries from index `from`, at most `limit`, in order.
+    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, LedgerError>;
+
+    /// Indices and encoded entries that name the chip or site of `select`
+    /// and fall in its time range, oldest first, at most `limit`.
+    fn audit_select(
+        &self,
+        select: &AuditSelection,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, LedgerError>;
+
+    /// The hash of the perfect subtree at `level`, `index` (see
+    /// [`chipward_proto::audit::NodeSource`]); [`LedgerError::Corrupt`] if
+    /// the log has no such node.
+    fn audit_node(&self, level: u32, index: u64) -> Result<[u8; 32], LedgerError>;
+
+    /// An artefact (license token, attestation result, screening list) by
+    /// its SHA-256, if stored with an entry.
+    fn artefact(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, LedgerError>;
+
+    /// Keeps a signed tree head; a second head of the same size is ignored.
+    fn store_tree_head(&self, head: &StoredTreeHead) -> Result<(), LedgerError>;
+
+    /// Signed tree heads kept, oldest first, at most `limit` from size
+    /// `from_size` up.
+    fn tree_heads(&self, from_size: u64, limit: usize) -> Result<Vec<StoredTreeHead>, LedgerError>;
+
+    /// Places a legal hold; returns its id.
+    fn place_hold(&self, hold: &LegalHold, audit: &AuditRecord) -> Result<i64, LedgerError>;
+
+    /// Lifts a hold at `at`; [`LedgerError::NoSuchHold`] if it is not in
+    /// force.
+    fn lift_hold(&self, id: i64, at: i64, audit: &AuditRecord) -> Result<(), LedgerError>;
+
+    /// Holds in force.
+    fn holds(&self) -> Result<Vec<LegalHold>, LedgerError>;
+
+    /// Deletes a license's whole lineage (and its revocation rows) once
+    /// every member ended at least `retention_secs` before `now` and no
+    /// hold covers its chip or tenant. Returns how many licenses went.
+    /// Refuses with [`LedgerError::Retained`] or [`LedgerError::Held`],
+    /// deleting nothing. The log keeps its entries.
+    fn purge_lineage(
+        &self,
+        token_id: &TokenId,
+        now: i64,
+        retention_secs: i64,
+        audit: &AuditRecord,
+    ) -> Result<usize, LedgerError>;
 }
+
+/// How long records are kept after a license ends: five years, counting
+/// two leap days.
+pub const RETENTION_SECS: i64 = (5 * 365 + 2) * 86_400;
 
 /// Most licenses one lineage may hold. Renewal stops a lineage at this
 /// size, and revocation refuses to walk past it, so a pathological chain
@@ -221,6 +332,9 @@ pub struct LicenseRecord {
     pub entitlements: Vec<String>,
     /// Export classification.
     pub eccn: String,
+    /// Unix seconds when the first license of its lineage was issued; a
+    /// renewal carries it over.
+    pub term_started_at: i64,
 }
 
 /// Which licenses [`Ledger::list_licenses`] returns; `None` matches all.
@@ -283,6 +397,30 @@ pub enum LedgerError {
         found: i64,
         /// Newest version this build reads.
         supported: i64,
+    },
+    /// Records are still within their retention period.
+    #[error("records of license {token_id} must be kept until {until}")]
+    Retained {
+        /// The license asked for.
+        token_id: TokenId,
+        /// Unix seconds when the last member may go.
+        until: i64,
+    },
+    /// A legal hold covers the records.
+    #[error("legal hold {id} covers license {token_id}: {reason}")]
+    Held {
+        /// The license asked for.
+        token_id: TokenId,
+        /// The hold.
+        id: i64,
+        /// Its reason.
+        reason: String,
+    },
+    /// No hold with this id is in force.
+    #[error("no legal hold {id} is in force")]
+    NoSuchHold {
+        /// The id asked for.
+        id: i64,
     },
     /// A stored value cannot be read back.
     #[error("stored {what} is unreadable")]

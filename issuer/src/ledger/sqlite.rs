@@ -7,6 +7,7 @@
 //! from the service, already validated; they are bound as parameters, never
 //! spliced into SQL text.
 
+mod audit;
 mod hosts;
 mod schema;
 
@@ -23,8 +24,9 @@ use rusqlite::{
 };
 
 use super::{
-    ChipRecord, HostRecord, LedgerError, LicenseFilter, LicenseRecord, LicenseState, MAX_LINEAGE,
-    Revocation, chip_id_from, lineage_reason, to_seq, token_id_from,
+    AuditRecord, AuditSelection, ChipRecord, HostRecord, LedgerError, LegalHold, LicenseFilter,
+    LicenseRecord, LicenseState, MAX_LINEAGE, ResultRecord, Revocation, StoredTreeHead,
+    chip_id_from, lineage_reason, to_seq, token_id_from,
 };
 use crate::host_enrolment::HostId;
 use crate::ledger::Ledger;
@@ -34,7 +36,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const LICENSE_COLUMNS: &str = "token_id, chip_id, tenant, site_id, site_latitude, \
     site_longitude, site_radius_km, issued_at, not_before, expires_at, state, token, \
-    renewed_from, entitlements, eccn";
+    renewed_from, entitlements, eccn, term_started_at";
 
 /// A ledger in one SQLite database.
 pub struct SqliteLedger {
@@ -82,7 +84,7 @@ impl SqliteLedger {
 }
 
 impl Ledger for SqliteLedger {
-    fn enrol_chip(&self, chip: &ChipRecord) -> Result<bool, LedgerError> {
+    fn enrol_chip(&self, chip: &ChipRecord, audit: &AuditRecord) -> Result<bool, LedgerError> {
         let mut conn = self.conn();
         let tx = immediate(&mut conn)?;
         let existing: Option<Vec<u8>> = tx
@@ -110,6 +112,7 @@ impl Ledger for SqliteLedger {
                     ],
                 )
                 .map_err(classify)?;
+                audit::append(&tx, audit)?;
                 tx.commit().map_err(classify)?;
                 Ok(true)
             }
@@ -134,11 +137,44 @@ impl Ledger for SqliteLedger {
         }))
     }
 
-    fn insert_license(&self, license: &LicenseRecord) -> Result<(), LedgerError> {
+    fn insert_license(
+        &self,
+        license: &LicenseRecord,
+        audit: &AuditRecord,
+    ) -> Result<u64, LedgerError> {
         let mut conn = self.conn();
         let tx = immediate(&mut conn)?;
         insert(&tx, license)?;
-        tx.commit().map_err(classify)
+        let index = audit::append(&tx, audit)?;
+        tx.commit().map_err(classify)?;
+        Ok(index)
+    }
+
+    fn insert_licenses(
+        &self,
+        batch: &[(LicenseRecord, AuditRecord)],
+    ) -> Result<Vec<Result<u64, LedgerError>>, LedgerError> {
+        let mut conn = self.conn();
+        let mut tx = immediate(&mut conn)?;
+        let mut out = Vec::with_capacity(batch.len());
+        for (license, record) in batch {
+            // Each license in a savepoint: a refused one is undone alone.
+            let sp = tx.savepoint().map_err(classify)?;
+            let done = insert(&sp, license).and_then(|()| audit::append(&sp, record));
+            match done {
+                Ok(index) => {
+                    sp.commit().map_err(classify)?;
+                    out.push(Ok(index));
+                }
+                Err(e @ (LedgerError::UnknownChip { .. } | LedgerError::DuplicateToken { .. })) => {
+                    drop(sp);
+                    out.push(Err(e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().map_err(classify)?;
+        Ok(out)
     }
 
     fn license(&self, token_id: &TokenId) -> Result<Option<LicenseRecord>, LedgerError> {
@@ -167,7 +203,12 @@ impl Ledger for SqliteLedger {
             .collect()
     }
 
-    fn renew(&self, old: &TokenId, new: &LicenseRecord) -> Result<(), LedgerError> {
+    fn renew(
+        &self,
+        old: &TokenId,
+        new: &LicenseRecord,
+        audit: &AuditRecord,
+    ) -> Result<u64, LedgerError> {
         let mut conn = self.conn();
         let tx = immediate(&mut conn)?;
         let state = select_state(&tx, old)?;
@@ -190,10 +231,18 @@ impl Ledger for SqliteLedger {
         )
         .map_err(classify)?;
         insert(&tx, new)?;
-        tx.commit().map_err(classify)
+        let index = audit::append(&tx, audit)?;
+        tx.commit().map_err(classify)?;
+        Ok(index)
     }
 
-    fn revoke(&self, token_id: &TokenId, reason: &str, at: i64) -> Result<Revocation, LedgerError> {
+    fn revoke(
+        &self,
+        token_id: &TokenId,
+        reason: &str,
+        at: i64,
+        audit: &AuditRecord,
+    ) -> Result<Revocation, LedgerError> {
         let mut conn = self.conn();
         let tx = immediate(&mut conn)?;
         let members = lineage(&tx, token_id)?;
@@ -229,6 +278,7 @@ impl Ledger for SqliteLedger {
             };
             revoke_one(&tx, &m.token_id, seq, at, why)?;
         }
+        audit::append(&tx, audit)?;
         tx.commit().map_err(classify)?;
         Ok(Revocation {
             seq: to_seq(seq)?,
@@ -284,12 +334,144 @@ impl Ledger for SqliteLedger {
         Ok((to_seq(seq)?, entries))
     }
 
-    fn enrol_host(&self, host: &HostRecord) -> Result<bool, LedgerError> {
-        hosts::enrol(&self.conn(), host)
+    fn enrol_host(&self, host: &HostRecord, audit: &AuditRecord) -> Result<bool, LedgerError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        let new = hosts::enrol(&tx, host)?;
+        if new {
+            audit::append(&tx, audit)?;
+            tx.commit().map_err(classify)?;
+        }
+        Ok(new)
     }
 
     fn host_keys(&self, host_id: &HostId) -> Result<Vec<HostRecord>, LedgerError> {
         hosts::keys(&self.conn(), host_id)
+    }
+
+    fn append_audit(&self, records: &[AuditRecord]) -> Result<u64, LedgerError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        let first = audit::size(&tx)?;
+        for r in records {
+            audit::append(&tx, r)?;
+        }
+        tx.commit().map_err(classify)?;
+        Ok(first)
+    }
+
+    fn record_result(
+        &self,
+        result: &ResultRecord,
+        record: &AuditRecord,
+    ) -> Result<u64, LedgerError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        audit::insert_result(&tx, result)?;
+        let index = audit::append(&tx, record)?;
+        tx.commit().map_err(classify)?;
+        Ok(index)
+    }
+
+    fn results(
+        &self,
+        select: &AuditSelection,
+        limit: usize,
+    ) -> Result<Vec<ResultRecord>, LedgerError> {
+        audit::results(&self.conn(), select, limit)
+    }
+
+    fn audit_size(&self) -> Result<u64, LedgerError> {
+        audit::size(&self.conn())
+    }
+
+    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, LedgerError> {
+        audit::entries(&self.conn(), from, limit)
+    }
+
+    fn audit_select(
+        &self,
+        select: &AuditSelection,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
+        audit::select(&self.conn(), select, limit)
+    }
+
+    fn audit_node(&self, level: u32, index: u64) -> Result<[u8; 32], LedgerError> {
+        audit::node(&self.conn(), level, index)
+    }
+
+    fn artefact(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, LedgerError> {
+        audit::artefact(&self.conn(), sha256)
+    }
+
+    fn store_tree_head(&self, head: &StoredTreeHead) -> Result<(), LedgerError> {
+        audit::store_head(&self.conn(), head)
+    }
+
+    fn tree_heads(&self, from_size: u64, limit: usize) -> Result<Vec<StoredTreeHead>, LedgerError> {
+        audit::heads(&self.conn(), from_size, limit)
+    }
+
+    fn place_hold(&self, hold: &LegalHold, record: &AuditRecord) -> Result<i64, LedgerError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        let id = audit::place_hold(&tx, hold)?;
+        audit::append(&tx, record)?;
+        tx.commit().map_err(classify)?;
+        Ok(id)
+    }
+
+    fn lift_hold(&self, id: i64, at: i64, record: &AuditRecord) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        if !audit::lift_hold(&tx, id, at)? {
+            return Err(LedgerError::NoSuchHold { id });
+        }
+        audit::append(&tx, record)?;
+        tx.commit().map_err(classify)
+    }
+
+    fn holds(&self) -> Result<Vec<LegalHold>, LedgerError> {
+        audit::holds(&self.conn())
+    }
+
+    fn purge_lineage(
+        &self,
+        token_id: &TokenId,
+        now: i64,
+        retention_secs: i64,
+        record: &AuditRecord,
+    ) -> Result<usize, LedgerError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        let members = lineage(&tx, token_id)?;
+        let holds = audit::holds(&tx)?;
+        let mut until = i64::MIN;
+        for m in &members {
+            let l = select_license(&tx, &m.token_id)?.ok_or(LedgerError::Corrupt {
+                what: "license lineage",
+            })?;
+            until = until.max(l.expires_at.saturating_add(retention_secs));
+            if let Some(hold) = audit::covered_by(&holds, &l.chip_id, &l.tenant) {
+                return Err(LedgerError::Held {
+                    token_id: *token_id,
+                    id: hold.id,
+                    reason: hold.reason,
+                });
+            }
+        }
+        if now < until {
+            return Err(LedgerError::Retained {
+                token_id: *token_id,
+                until,
+            });
+        }
+        let newest_first: Vec<TokenId> = members.iter().rev().map(|m| m.token_id).collect();
+        audit::delete_licenses(&tx, &newest_first)?;
+        audit::append(&tx, record)?;
+        tx.commit().map_err(classify)?;
+        Ok(members.len())
     }
 }
 
@@ -402,7 +584,7 @@ fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, LedgerError> {
         .map_err(classify)
 }
 
-fn insert(tx: &Transaction<'_>, l: &LicenseRecord) -> Result<(), LedgerError> {
+fn insert(tx: &Connection, l: &LicenseRecord) -> Result<(), LedgerError> {
     let chip_known = tx
         .query_row(
             "SELECT 1 FROM chips WHERE chip_id = ?1",
@@ -432,7 +614,7 @@ fn insert(tx: &Transaction<'_>, l: &LicenseRecord) -> Result<(), LedgerError> {
     let renewed_from = l.renewed_from.map(|t| t.0.to_vec());
     let sql = format!(
         "INSERT INTO licenses ({LICENSE_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
     );
     tx.execute(
         &sql,
@@ -452,6 +634,7 @@ fn insert(tx: &Transaction<'_>, l: &LicenseRecord) -> Result<(), LedgerError> {
             renewed_from,
             entitlements,
             l.eccn,
+            l.term_started_at,
         ],
     )
     .map_err(classify)?;
@@ -509,6 +692,7 @@ fn read_license(r: &Row<'_>) -> rusqlite::Result<Result<LicenseRecord, LedgerErr
         r.get(11)?,
         r.get(14)?,
     );
+    let term_started_at = r.get(15)?;
 
     let build = || {
         Ok(LicenseRecord {
@@ -526,6 +710,7 @@ fn read_license(r: &Row<'_>) -> rusqlite::Result<Result<LicenseRecord, LedgerErr
             renewed_from: renewed_from.as_deref().map(token_id_from).transpose()?,
             entitlements: decode_list(&entitlements)?,
             eccn,
+            term_started_at,
         })
     };
     Ok(build())

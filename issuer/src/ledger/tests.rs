@@ -5,7 +5,7 @@ use std::path::Path;
 
 use chipward_proto::{ChipId, TokenId};
 
-use super::conformance::{chip, host_key, license};
+use super::conformance::{chip, host_key, license, note};
 use super::*;
 use crate::host_enrolment::HostId;
 
@@ -24,7 +24,7 @@ fn the_check_list_names_each_check_once() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), listed);
-    assert_eq!(listed, 13);
+    assert_eq!(listed, 19);
 }
 
 fn state_of(ledger: &dyn Ledger, token: u8) -> LicenseState {
@@ -41,11 +41,17 @@ fn data_survives_reopening_the_file() {
     let path = dir.path().join("ledger.sqlite");
     {
         let ledger = SqliteLedger::open(&path).unwrap();
-        ledger.enrol_chip(&chip(1)).unwrap();
-        ledger.insert_license(&license(10, 1, "acme", 5)).unwrap();
-        ledger.insert_license(&license(11, 1, "acme", 6)).unwrap();
-        ledger.revoke(&TokenId([10; 16]), "stolen", 7).unwrap();
-        ledger.enrol_host(&host_key(4, 1, 8)).unwrap();
+        ledger.enrol_chip(&chip(1), &note()).unwrap();
+        ledger
+            .insert_license(&license(10, 1, "acme", 5), &note())
+            .unwrap();
+        ledger
+            .insert_license(&license(11, 1, "acme", 6), &note())
+            .unwrap();
+        ledger
+            .revoke(&TokenId([10; 16]), "stolen", 7, &note())
+            .unwrap();
+        ledger.enrol_host(&host_key(4, 1, 8), &note()).unwrap();
     }
 
     let ledger = SqliteLedger::open(&path).unwrap();
@@ -56,7 +62,10 @@ fn data_survives_reopening_the_file() {
         Some(license(11, 1, "acme", 6))
     );
     assert_eq!(
-        ledger.revoke(&TokenId([11; 16]), "ended", 8).unwrap().seq,
+        ledger
+            .revoke(&TokenId([11; 16]), "ended", 8, &note())
+            .unwrap()
+            .seq,
         2
     );
     assert_eq!(
@@ -76,8 +85,8 @@ fn refuses_a_database_from_a_newer_schema() {
         matches!(
             err,
             LedgerError::SchemaVersion {
-                found: 4,
-                supported: 3
+                found: 5,
+                supported: 4
             }
         ),
         "{err:?}"
@@ -96,12 +105,12 @@ fn a_file_that_is_not_a_database_is_unavailable() {
 #[test]
 fn in_memory_ledgers_work_for_tests() {
     let ledger = SqliteLedger::open_in_memory().unwrap();
-    assert!(ledger.enrol_chip(&chip(3)).unwrap());
+    assert!(ledger.enrol_chip(&chip(3), &note()).unwrap());
     assert_eq!(ledger.revocation_seq().unwrap(), 0);
 }
 
 fn bump_schema(path: &Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute("INSERT INTO schema_version (version) VALUES (4)", [])
+    conn.execute("INSERT INTO schema_version (version) VALUES (5)", [])
         .unwrap();
 }

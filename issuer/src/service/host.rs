@@ -18,9 +18,12 @@ use ring::rand::SecureRandom;
 use tracing::{Span, debug, field, info};
 use zeroize::Zeroizing;
 
+use chipward_proto::audit::{AuditEntry, EntryKind};
+
 use super::IssuerService;
 use crate::error::ServiceError;
 use crate::host_enrolment::{HostEnrolmentError, PendingHost, keys};
+use crate::ledger::AuditRecord;
 use crate::request;
 
 /// Bytes of randomness sealed to each host.
@@ -108,7 +111,17 @@ impl IssuerService {
 
         // 4. Record the AK; the same AK enrolled again is not an error.
         let record = host.record(now);
-        let newly = self.ledger(move |l| l.enrol_host(&record)).await?;
+        let mut entry = AuditEntry::new(now, EntryKind::HostEnrolled);
+        entry
+            .digests
+            .insert("ek_certificate".into(), host.ek_cert_sha256());
+        entry.detail = format!(
+            "host {} ak {}",
+            host.host_id().to_hex(),
+            hex::encode(host.ak_name())
+        );
+        let audit = AuditRecord::new(entry);
+        let newly = self.ledger(move |l| l.enrol_host(&record, &audit)).await?;
 
         // 5. Sign the binding.
         let expires_at = now.saturating_add(self.settings.ak_binding_lifetime_secs);

@@ -16,7 +16,10 @@ use crate::ledger::LedgerError;
 /// 2: revocation rows keyed by `id`, several may share a `seq`, so one
 ///    revocation call (a whole lineage) makes one list version.
 /// 3: `host_keys`, the hosts' attestation keys.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+/// 4: the audit log (`audit_entries`, `audit_nodes`, `artefacts`,
+///    `tree_heads`), `results`, `legal_holds`, and each license's
+///    `term_started_at`.
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -44,7 +47,8 @@ CREATE TABLE IF NOT EXISTS licenses (
     token          BLOB NOT NULL,
     renewed_from   BLOB REFERENCES licenses (token_id),
     entitlements   TEXT NOT NULL,
-    eccn           TEXT NOT NULL
+    eccn           TEXT NOT NULL,
+    term_started_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS licenses_by_chip ON licenses (chip_id, issued_at);
 CREATE INDEX IF NOT EXISTS licenses_by_tenant ON licenses (tenant, issued_at);
@@ -65,7 +69,71 @@ CREATE TABLE IF NOT EXISTS host_keys (
     enrolled_at      INTEGER NOT NULL,
     PRIMARY KEY (host_id, ak_name)
 );
+CREATE TABLE IF NOT EXISTS audit_entries (
+    idx     INTEGER PRIMARY KEY CHECK (idx >= 0),
+    at      INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    chip_id BLOB CHECK (chip_id IS NULL OR length(chip_id) = 32),
+    site_id TEXT NOT NULL,
+    entry   BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_chip ON audit_entries (chip_id, at);
+CREATE INDEX IF NOT EXISTS audit_by_site ON audit_entries (site_id, at);
+CREATE TABLE IF NOT EXISTS audit_nodes (
+    level INTEGER NOT NULL CHECK (level BETWEEN 0 AND 63),
+    idx   INTEGER NOT NULL CHECK (idx >= 0),
+    hash  BLOB NOT NULL CHECK (length(hash) = 32),
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artefacts (
+    sha256 BLOB PRIMARY KEY CHECK (length(sha256) = 32),
+    bytes  BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tree_heads (
+    size      INTEGER PRIMARY KEY CHECK (size >= 0),
+    root      BLOB NOT NULL CHECK (length(root) = 32),
+    timestamp INTEGER NOT NULL,
+    signed    BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    sha256       BLOB PRIMARY KEY CHECK (length(sha256) = 32),
+    chip_id      BLOB,
+    site_id      TEXT NOT NULL,
+    tenant       TEXT NOT NULL,
+    appraised_at INTEGER NOT NULL,
+    token_id     BLOB,
+    signed       BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_by_chip ON results (chip_id, appraised_at);
+CREATE INDEX IF NOT EXISTS results_by_site ON results (site_id, appraised_at);
+CREATE TABLE IF NOT EXISTS legal_holds (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    chip_id   BLOB,
+    tenant    TEXT,
+    reason    TEXT NOT NULL,
+    placed_at INTEGER NOT NULL,
+    lifted_at INTEGER
+);
 ";
+
+/// Version 3 to 4: licenses learn when their lineage's term began. For
+/// licenses written before, the term is taken to begin at their own issue.
+/// The column is added only where it is missing.
+const MIGRATE_3_TO_4: &str = "
+ALTER TABLE licenses ADD COLUMN term_started_at INTEGER NOT NULL DEFAULT 0;
+";
+const FILL_TERM_STARTS: &str = "UPDATE licenses SET term_started_at = issued_at;";
+
+fn has_column(tx: &Transaction<'_>, table: &str, column: &str) -> Result<bool, LedgerError> {
+    let found: i64 = tx
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get(0),
+        )
+        .map_err(classify)?;
+    Ok(found > 0)
+}
 
 /// Indexes on tables whose shape changed; created after any migration.
 const LATE_INDEXES: &str = "
@@ -92,7 +160,8 @@ ALTER TABLE revocations_v2 RENAME TO revocations;
 /// Creates missing tables and brings an older schema up to
 /// [`SCHEMA_VERSION`], inside the caller's transaction.
 ///
-/// Version 2 to 3 only adds `host_keys`, which [`TABLES`] has just created.
+/// Version 2 to 3 only adds `host_keys`, and 3 to 4 adds tables, which
+/// [`TABLES`] has just created.
 pub(super) fn prepare(tx: &Transaction<'_>) -> Result<(), LedgerError> {
     tx.execute_batch(TABLES).map_err(classify)?;
     let found: Option<i64> = tx
@@ -100,9 +169,16 @@ pub(super) fn prepare(tx: &Transaction<'_>) -> Result<(), LedgerError> {
         .map_err(classify)?;
     match found {
         // A new database: the tables above are already the current ones.
-        None => {}
-        Some(1) => tx.execute_batch(MIGRATE_1_TO_2).map_err(classify)?,
-        Some(2 | SCHEMA_VERSION) => {}
+        None | Some(SCHEMA_VERSION) => {}
+        Some(v @ 1..=3) => {
+            if v == 1 {
+                tx.execute_batch(MIGRATE_1_TO_2).map_err(classify)?;
+            }
+            if !has_column(tx, "licenses", "term_started_at")? {
+                tx.execute_batch(MIGRATE_3_TO_4).map_err(classify)?;
+            }
+            tx.execute_batch(FILL_TERM_STARTS).map_err(classify)?;
+        }
         Some(v) if v > SCHEMA_VERSION => {
             return Err(LedgerError::SchemaVersion {
                 found: v,

@@ -2,6 +2,7 @@
 //! read back, schema migration, and states only raw SQL can create.
 
 use super::*;
+use crate::ledger::conformance::note;
 
 #[test]
 fn file_databases_use_wal_with_full_sync() {
@@ -26,12 +27,15 @@ fn file_databases_use_wal_with_full_sync() {
 fn unreadable_stored_values_are_reported_as_corrupt() {
     let ledger = SqliteLedger::open_in_memory().unwrap();
     ledger
-        .enrol_chip(&ChipRecord {
-            chip_id: ChipId([1; 32]),
-            model: "CW-100".into(),
-            identity_cert: vec![0x30],
-            enrolled_at: 1,
-        })
+        .enrol_chip(
+            &ChipRecord {
+                chip_id: ChipId([1; 32]),
+                model: "CW-100".into(),
+                identity_cert: vec![0x30],
+                enrolled_at: 1,
+            },
+            &note(),
+        )
         .unwrap();
     let license = LicenseRecord {
         token_id: TokenId([2; 16]),
@@ -51,8 +55,9 @@ fn unreadable_stored_values_are_reported_as_corrupt() {
         renewed_from: None,
         entitlements: vec!["a".into()],
         eccn: String::new(),
+        term_started_at: 1,
     };
-    ledger.insert_license(&license).unwrap();
+    ledger.insert_license(&license, &note()).unwrap();
 
     for bad in ["zz;", "6162", "ff;"] {
         ledger
@@ -90,12 +95,15 @@ fn other_sqlite_failures_are_backend_errors() {
 fn enrolled() -> SqliteLedger {
     let ledger = SqliteLedger::open_in_memory().unwrap();
     ledger
-        .enrol_chip(&ChipRecord {
-            chip_id: ChipId([1; 32]),
-            model: "CW-100".into(),
-            identity_cert: vec![0x30],
-            enrolled_at: 1,
-        })
+        .enrol_chip(
+            &ChipRecord {
+                chip_id: ChipId([1; 32]),
+                model: "CW-100".into(),
+                identity_cert: vec![0x30],
+                enrolled_at: 1,
+            },
+            &note(),
+        )
         .unwrap();
     ledger
 }
@@ -120,6 +128,7 @@ fn numbered(n: u32, renewed_from: Option<u32>, state: LicenseState) -> LicenseRe
         renewed_from: renewed_from.map(token),
         entitlements: vec![],
         eccn: String::new(),
+        term_started_at: i64::from(n),
     }
 }
 
@@ -154,7 +163,7 @@ fn lineages_stop_growing_at_the_bound_and_revoke_up_to_it() {
 
     // Renewing the newest would make the lineage one too large.
     let next = numbered(max + 1, Some(max), LicenseState::Active);
-    let err = ledger.renew(&token(max), &next).unwrap_err();
+    let err = ledger.renew(&token(max), &next, &note()).unwrap_err();
     assert!(
         matches!(err, LedgerError::LineageTooLarge { token_id, max: m }
             if token_id == token(max) && m == MAX_LINEAGE),
@@ -165,7 +174,9 @@ fn lineages_stop_growing_at_the_bound_and_revoke_up_to_it() {
     assert_eq!(active.state, LicenseState::Active);
 
     // At the bound, the whole lineage is still revoked in one version.
-    let done = ledger.revoke(&token(max / 2), "stolen", 7).unwrap();
+    let done = ledger
+        .revoke(&token(max / 2), "stolen", 7, &note())
+        .unwrap();
     assert_eq!(
         done,
         Revocation {
@@ -187,10 +198,10 @@ fn refuses_to_revoke_a_lineage_past_the_bound_and_writes_nothing() {
     long_chain(&ledger, max);
     // Only a record stored outside renewal can push a lineage past it.
     let extra = numbered(max + 1, Some(max), LicenseState::Active);
-    ledger.insert_license(&extra).unwrap();
+    ledger.insert_license(&extra, &note()).unwrap();
 
     for start in [1, max + 1] {
-        let err = ledger.revoke(&token(start), "x", 7).unwrap_err();
+        let err = ledger.revoke(&token(start), "x", 7, &note()).unwrap_err();
         assert!(
             matches!(err, LedgerError::LineageTooLarge { token_id, .. } if token_id == token(start)),
             "{err:?}"
@@ -212,10 +223,14 @@ fn refuses_to_revoke_a_lineage_past_the_bound_and_writes_nothing() {
 fn revoking_completes_a_lineage_revoked_only_in_part() {
     let ledger = enrolled();
     ledger
-        .insert_license(&numbered(1, None, LicenseState::Active))
+        .insert_license(&numbered(1, None, LicenseState::Active), &note())
         .unwrap();
     ledger
-        .renew(&token(1), &numbered(2, Some(1), LicenseState::Active))
+        .renew(
+            &token(1),
+            &numbered(2, Some(1), LicenseState::Active),
+            &note(),
+        )
         .unwrap();
     // What a ledger revoked before lineages were revoked whole looks like:
     // the superseded license on the list at version 1, its renewal active.
@@ -229,7 +244,7 @@ fn revoking_completes_a_lineage_revoked_only_in_part() {
         ))
         .unwrap();
 
-    let done = ledger.revoke(&token(1), "again", 100).unwrap();
+    let done = ledger.revoke(&token(1), "again", 100, &note()).unwrap();
     assert_eq!(
         done,
         Revocation {
@@ -255,7 +270,7 @@ fn revoking_completes_a_lineage_revoked_only_in_part() {
             ),
         ]
     );
-    assert_eq!(ledger.revoke(&token(2), "", 101).unwrap().seq, 2);
+    assert_eq!(ledger.revoke(&token(2), "", 101, &note()).unwrap().seq, 2);
 }
 
 /// The version 1 `revocations` table, as older builds created it.
@@ -278,16 +293,19 @@ fn migrates_a_version_1_database_keeping_its_list() {
     {
         let ledger = SqliteLedger::open(&path).unwrap();
         ledger
-            .enrol_chip(&ChipRecord {
-                chip_id: ChipId([1; 32]),
-                model: "CW-100".into(),
-                identity_cert: vec![0x30],
-                enrolled_at: 1,
-            })
+            .enrol_chip(
+                &ChipRecord {
+                    chip_id: ChipId([1; 32]),
+                    model: "CW-100".into(),
+                    identity_cert: vec![0x30],
+                    enrolled_at: 1,
+                },
+                &note(),
+            )
             .unwrap();
         for n in 1..=4 {
             ledger
-                .insert_license(&numbered(n, None, LicenseState::Active))
+                .insert_license(&numbered(n, None, LicenseState::Active), &note())
                 .unwrap();
         }
         let conn = ledger.conn();
@@ -313,15 +331,21 @@ fn migrates_a_version_1_database_keeping_its_list() {
         .conn()
         .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let (seq, entries) = ledger.revocations().unwrap();
     assert_eq!(seq, 2);
     let order: Vec<_> = entries.iter().map(|e| e.reason.as_str()).collect();
     assert_eq!(order, ["first", "second"]);
 
     // New revocations continue the sequence and repeat the old numbers.
-    assert_eq!(ledger.revoke(&token(2), "third", 30).unwrap().seq, 3);
-    assert_eq!(ledger.revoke(&token(1), "again", 31).unwrap().seq, 2);
+    assert_eq!(
+        ledger.revoke(&token(2), "third", 30, &note()).unwrap().seq,
+        3
+    );
+    assert_eq!(
+        ledger.revoke(&token(1), "again", 31, &note()).unwrap().seq,
+        2
+    );
     drop(ledger);
 
     // Opening again changes nothing.
@@ -336,15 +360,18 @@ fn migrates_a_version_2_database_by_adding_host_keys() {
     {
         let ledger = SqliteLedger::open(&path).unwrap();
         ledger
-            .enrol_chip(&ChipRecord {
-                chip_id: ChipId([1; 32]),
-                model: "CW-100".into(),
-                identity_cert: vec![0x30],
-                enrolled_at: 1,
-            })
+            .enrol_chip(
+                &ChipRecord {
+                    chip_id: ChipId([1; 32]),
+                    model: "CW-100".into(),
+                    identity_cert: vec![0x30],
+                    enrolled_at: 1,
+                },
+                &note(),
+            )
             .unwrap();
         ledger
-            .insert_license(&numbered(1, None, LicenseState::Active))
+            .insert_license(&numbered(1, None, LicenseState::Active), &note())
             .unwrap();
         // What version 2 looked like: no host_keys table.
         ledger
@@ -361,7 +388,7 @@ fn migrates_a_version_2_database_by_adding_host_keys() {
         .conn()
         .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     assert!(ledger.license(&token(1)).unwrap().is_some());
     let host = HostRecord {
         host_id: HostId([7; 32]),
@@ -371,7 +398,7 @@ fn migrates_a_version_2_database_by_adding_host_keys() {
         tpm_manufacturer: String::new(),
         enrolled_at: 5,
     };
-    assert!(ledger.enrol_host(&host).unwrap());
+    assert!(ledger.enrol_host(&host, &note()).unwrap());
     assert_eq!(ledger.host_keys(&HostId([7; 32])).unwrap(), [host]);
 }
 
