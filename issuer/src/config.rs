@@ -15,6 +15,8 @@ use chipward_certs::keys::{Ed25519Key, KeyError, key_id_for};
 use chipward_certs::pem::{self, PemError};
 use chipward_proto::cose::TrustedKeys;
 use serde::Deserialize;
+
+use crate::compliance::CompliancePolicy;
 use thiserror::Error;
 
 /// The vendor root file in the PKI folder.
@@ -81,6 +83,10 @@ pub struct IssuerConfig {
     pub host_enrolment_ttl_secs: u64,
     /// Lifetime of an AK binding, in seconds. Default 2592000 (30 days).
     pub ak_binding_lifetime_secs: u64,
+    /// The compliance policy file: model classifications and license tiers
+    /// (see `compliance.example.toml`). Default none: no classification or
+    /// tier is enforced.
+    pub compliance_policy: Option<PathBuf>,
 }
 
 impl Default for IssuerConfig {
@@ -104,6 +110,7 @@ impl Default for IssuerConfig {
             tpm_roots: Vec::new(),
             host_enrolment_ttl_secs: secs(settings.host_enrolment_ttl_secs),
             ak_binding_lifetime_secs: secs(settings.ak_binding_lifetime_secs),
+            compliance_policy: None,
         }
     }
 }
@@ -179,6 +186,15 @@ pub enum ConfigError {
         /// What the system said.
         #[source]
         source: std::io::Error,
+    },
+    /// The compliance policy file is refused.
+    #[error("compliance policy {} refused", path.display())]
+    Policy {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::compliance::PolicyError,
     },
     /// The configuration file is not valid TOML for [`IssuerConfig`].
     #[error("cannot parse {}", path.display())]
@@ -348,6 +364,23 @@ impl IssuerConfig {
             }
         }
         Ok(anchors)
+    }
+
+    /// Reads the compliance policy, if one is configured, with the SHA-256
+    /// of its file (logged with every decision it shapes).
+    pub fn load_compliance(&self) -> Result<Option<(CompliancePolicy, [u8; 32])>, ConfigError> {
+        let Some(path) = &self.compliance_policy else {
+            return Ok(None);
+        };
+        let text = read(path)?;
+        let policy = CompliancePolicy::from_toml(&text).map_err(|source| ConfigError::Policy {
+            path: path.clone(),
+            source,
+        })?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        Ok(Some((policy, out)))
     }
 
     fn load_verifier_keys(&self) -> Result<TrustedKeys, ConfigError> {

@@ -66,8 +66,13 @@ async fn main() -> anyhow::Result<()> {
     let ledger = tokio::task::spawn_blocking(move || SqliteLedger::open(&database))
         .await?
         .with_context(|| format!("cannot open ledger {}", config.database.display()))?;
-    let service = IssuerService::from_pki(settings, pki, Arc::new(ledger), Arc::new(SystemClock))
-        .with_tpm_roots(tpm_roots);
+    let mut service =
+        IssuerService::from_pki(settings, pki, Arc::new(ledger), Arc::new(SystemClock))
+            .with_tpm_roots(tpm_roots);
+    if let Some((policy, digest)) = config.load_compliance()? {
+        tracing::info!(digest = %hex::encode(digest), "compliance policy loaded");
+        service = service.with_compliance(policy, digest);
+    }
 
     let listener = TcpListener::bind(config.listen)
         .await
