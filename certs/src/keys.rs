@@ -246,7 +246,12 @@ pub fn key_id_for(ed25519_public: &[u8; 32]) -> String {
 /// # Ok::<(), chipward_certs::KeyError>(())
 /// ```
 pub fn spki_sha256(spki_der: &[u8]) -> [u8; 32] {
-    let hash = digest(&SHA256, spki_der);
+    sha256(spki_der)
+}
+
+/// SHA-256 of `bytes`: the digest every Chipward record names things by.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let hash = digest(&SHA256, bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(hash.as_ref());
     out

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chipward_certs::chain::{ChainPolicy, TrustAnchor};
 use chipward_certs::pki::DevPki;
+use chipward_issuer::compliance::{CompliancePolicy, EXAMPLE_POLICY};
 use chipward_issuer::ledger::SqliteLedger;
 use chipward_issuer::{IssuerService, IssuerSettings};
 use chipward_proto::cose::TrustedKeys;
@@ -125,7 +126,11 @@ fn issuer_service(
         ledger,
         Arc::clone(clock) as Arc<dyn chipward_issuer::Clock>,
     )?;
-    Ok(service.with_tpm_roots(anchors))
+    let policy = CompliancePolicy::from_toml(EXAMPLE_POLICY)?;
+    let digest = chipward_certs::keys::sha256(EXAMPLE_POLICY.as_bytes());
+    Ok(service
+        .with_tpm_roots(anchors)
+        .with_compliance(policy, digest))
 }
 
 fn verifier_parts(
@@ -182,6 +187,22 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
     )
     .await?;
     report.hosts_note = rig.note.clone();
+    // The auditor reads the whole log back and checks it offline, with one
+    // leaked key's chip (or the first chip) as the bundle example.
+    let bundle_chip = report
+        .chips
+        .iter()
+        .find(|c| c.fault == Some(fleet::Fault::LeakedKey))
+        .or(report.chips.first())
+        .map(|c| c.chip_id.clone());
+    let pki = DevPki::load(&dir.join("pki"))?;
+    let keys = TrustedKeys::new().with(
+        pki.issuer_token_key.key_id(),
+        pki.issuer_token_key.public_key(),
+    );
+    let channel = Channel::from_shared(issuer.clone())?.connect().await?;
+    report.audit =
+        Some(crate::records::audit_log(channel, &keys, dir, bundle_chip.as_deref()).await?);
     // Hosts close their TPM connections before their swtpms stop.
     drop(hosts);
     drop(services);
@@ -490,6 +511,9 @@ pub fn render(report: &FleetReport, show_all: bool) -> String {
     if let Some(integrity) = &report.integrity {
         render_integrity(&mut out, integrity);
     }
+    if let Some(audit) = &report.audit {
+        render_audit(&mut out, audit);
+    }
     let undecided: Vec<String> = report
         .chips
         .iter()
@@ -540,6 +564,34 @@ fn render_integrity(out: &mut String, integrity: &fleet::Integrity) {
             } else {
                 chips.join(" ")
             }
+        );
+    }
+}
+
+fn render_audit(out: &mut String, audit: &crate::records::AuditSummary) {
+    let kinds: Vec<String> = audit
+        .kinds
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  audit log: {} entries ({}), root {}",
+        audit.entries,
+        kinds.join(", "),
+        &audit.root[..16]
+    );
+    let _ = writeln!(
+        out,
+        "    exported to {} and checked offline with the issuer's public key: holds",
+        audit.export.display()
+    );
+    let _ = writeln!(out, "    a copy with one entry altered: {}", audit.tampered);
+    if let Some((chip, entries, artefacts)) = &audit.bundle {
+        let _ = writeln!(
+            out,
+            "    evidence bundle of chip {}: {entries} entries with inclusion proofs, {artefacts} licenses and results, checked",
+            &chip[..12]
         );
     }
 }

@@ -11,6 +11,7 @@ pub mod geography;
 pub mod host;
 pub mod host_firmware;
 pub mod landmark;
+pub mod records;
 pub mod swtpm;
 #[cfg(feature = "tpm")]
 pub mod tpm;

@@ -26,6 +26,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use thiserror::Error;
 
+/// The example policy shipped with the issuer; the demo runs on it.
+pub const EXAMPLE_POLICY: &str = include_str!("../compliance.example.toml");
+
 /// How a tier wants a chip's location shown.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

@@ -377,10 +377,10 @@ impl IssuerConfig {
             path: path.clone(),
             source,
         })?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(digest.as_ref());
-        Ok(Some((policy, out)))
+        Ok(Some((
+            policy,
+            chipward_certs::keys::sha256(text.as_bytes()),
+        )))
     }
 
     fn load_verifier_keys(&self) -> Result<TrustedKeys, ConfigError> {

@@ -241,10 +241,7 @@ async fn the_policy_shapes_issuance_and_every_decision_is_logged() {
 }
 
 fn sha(bytes: &[u8]) -> [u8; 32] {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .try_into()
-        .unwrap()
+    chipward_certs::keys::sha256(bytes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

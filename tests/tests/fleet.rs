@@ -98,6 +98,21 @@ async fn fleet_failures_are_exactly_the_injected_faults() {
     assert_eq!(integrity.chips_in("unlicensed-at-site"), unlicensed);
     let kinds: BTreeSet<&str> = integrity.findings.iter().map(|f| f.kind()).collect();
     assert_eq!(kinds.len(), 4, "{:?}", integrity.findings);
+
+    // The issuer logged it all, and the log checks offline. A clone shares
+    // its victim's license; a leaked key's copy gets a license but is no
+    // new chip.
+    let audit = report.audit.as_ref().unwrap();
+    let count = |kind| chipward_device_sim::records::count(audit, kind);
+    let clones = injected(Fault::ClonedIdentity).len();
+    let leaks = injected(Fault::LeakedKey).len();
+    assert_eq!(count("chip_enrolled"), 80 - clones - leaks);
+    assert_eq!(count("issued"), 80 - clones);
+    assert_eq!(count("appraised"), integrity.appraisals);
+    assert_eq!(count("revoked"), injected(Fault::RevokedLicense).len());
+    assert!(audit.tampered.starts_with("refused"), "{}", audit.tampered);
+    let (_, entries, artefacts) = audit.bundle.as_ref().unwrap();
+    assert!(*entries > 0 && *artefacts > 0);
 }
 
 /// A chip's failed claims are exactly its fault's, and its verdict follows.

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use chipward_certs::pki::CertifiedKey;
 use chipward_proto::ChipId;
 use chipward_proto::cose::TrustedKeys;
+use chipward_proto::grpc::audit_log_client::AuditLogClient;
 use chipward_proto::grpc::issuer_client::IssuerClient;
 use chipward_proto::grpc::verifier_client::VerifierClient;
 use chipward_proto::grpc::{
     AppraiseRequest, ChallengeRequest, EnrolChipRequest, HostEvidence, InfoRequest,
-    IssueLicenseRequest, Party, RenewLicenseRequest, RevokeLicenseRequest, Site,
+    IssueLicenseRequest, Party, RecordResultRequest, RenewLicenseRequest, RevokeLicenseRequest,
+    Site,
 };
 use chipward_proto::nonce::evidence_nonce;
 use chipward_proto::result::{self, Status};
@@ -318,6 +320,9 @@ pub struct FleetReport {
     /// The later rounds and what the fleet view found, when the run
     /// watched the fleet.
     pub integrity: Option<Integrity>,
+    /// What an auditor found in the issuer's log afterwards, when the run
+    /// checked it.
+    pub audit: Option<crate::records::AuditSummary>,
 }
 
 impl FleetReport {
@@ -369,6 +374,8 @@ pub type SiteLandmarks = BTreeMap<String, Vec<SimLandmark>>;
 /// What every chip's attestation shares.
 struct AttestContext {
     issuer: IssuerClient<Channel>,
+    /// The issuer's audit log, where the operator records every result.
+    log: AuditLogClient<Channel>,
     verifier: VerifierClient<Channel>,
     issuer_keys: TrustedKeys,
     verifier_keys: TrustedKeys,
@@ -476,6 +483,7 @@ pub async fn run(
     clock: Arc<ScenarioClock>,
 ) -> anyhow::Result<FleetReport> {
     let started = Instant::now();
+    let log = AuditLogClient::new(issuer.clone());
     let issuer = IssuerClient::new(issuer);
     let verifier = VerifierClient::new(verifier);
 
@@ -498,6 +506,7 @@ pub async fn run(
     let members = Arc::new(members);
     let ctx = Arc::new(AttestContext {
         issuer,
+        log,
         verifier,
         issuer_keys: vendor.issuer_keys.clone(),
         verifier_keys: vendor.verifier_keys.clone(),
@@ -526,6 +535,7 @@ pub async fn run(
         elapsed: started.elapsed(),
         hosts_note: format!("hosts: {}", hosts.len()),
         integrity,
+        audit: None,
     })
 }
 
@@ -618,7 +628,7 @@ async fn enrol_and_license(
                 .await?;
         }
         let (not_before, lifetime) = if fault == Some(Fault::ExpiredLicense) {
-            (now - 3 * DAY, DAY)
+            (now - 3 * DAY, 3_600)
         } else {
             (0, 0)
         };
@@ -771,6 +781,14 @@ async fn attest_one(
     if m.fault == Some(Fault::ReplayedEvidence) {
         // The first answer was genuine; the chip now sends it again.
         signed.push(verifier.appraise(request).await?.into_inner().result);
+    }
+    for result in &signed {
+        ctx.log
+            .clone()
+            .record_result(RecordResultRequest {
+                attestation_result: result.clone(),
+            })
+            .await?;
     }
     let last = signed.last().cloned().unwrap_or_default();
     let verified = result::verify(&last, &ctx.verifier_keys)?;

@@ -3,7 +3,7 @@
 
 use super::*;
 
-const EXAMPLE: &str = include_str!("../../compliance.example.toml");
+const EXAMPLE: &str = EXAMPLE_POLICY;
 
 fn example() -> CompliancePolicy {
     CompliancePolicy::from_toml(EXAMPLE).unwrap()

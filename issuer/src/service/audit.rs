@@ -34,13 +34,7 @@ pub const MAX_ENTRIES_PER_CALL: usize = 1_000;
 /// Most entries one bundle carries.
 pub const MAX_BUNDLE_ENTRIES: usize = 10_000;
 
-/// SHA-256 of `bytes`.
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
+pub(crate) use chipward_certs::keys::sha256;
 
 /// The entry for something that happened to a license, naming its chip,
 /// token, tenant and site, and carrying the token's digest (and the token

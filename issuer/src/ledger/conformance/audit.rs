@@ -185,10 +185,7 @@ pub fn a_batch_gives_each_license_its_own_outcome(ledger: &dyn Ledger) {
 fn result_row(byte: u8, chip: u8, site: &str, at: i64) -> ResultRecord {
     let signed = vec![byte; 40];
     ResultRecord {
-        sha256: ring::digest::digest(&ring::digest::SHA256, &signed)
-            .as_ref()
-            .try_into()
-            .unwrap(),
+        sha256: chipward_certs::keys::sha256(&signed),
         chip_id: Some(ChipId([chip; 32])),
         site_id: site.into(),
         tenant: "acme".into(),

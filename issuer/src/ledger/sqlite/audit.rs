@@ -8,6 +8,7 @@
 //! log's size is the number of entry rows; `BEGIN IMMEDIATE` makes one
 //! writer at a time, so indices are dense.
 
+use chipward_certs::keys::sha256;
 use chipward_proto::audit::{self, Hash, NodeSource, completed_nodes};
 use chipward_proto::{ChipId, TokenId};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -100,14 +101,6 @@ pub(super) fn append(conn: &Connection, record: &AuditRecord) -> Result<u64, Led
             .map_err(classify)?;
     }
     Ok(index)
-}
-
-/// SHA-256 of `bytes`.
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
 }
 
 fn to_i64(v: u64) -> Result<i64, LedgerError> {
