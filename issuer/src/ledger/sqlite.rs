@@ -41,6 +41,10 @@ const LICENSE_COLUMNS: &str = "token_id, chip_id, tenant, site_id, site_latitude
 /// A ledger in one SQLite database.
 pub struct SqliteLedger {
     conn: Mutex<Connection>,
+    /// A second connection for reads, so that with WAL a read never waits
+    /// for a commit's fsync; `None` for in-memory databases, which one
+    /// connection cannot share.
+    reader: Option<Mutex<Connection>>,
 }
 
 impl SqliteLedger {
@@ -53,7 +57,14 @@ impl SqliteLedger {
         // commit, which is what makes an acknowledged write durable.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(classify)?;
-        Self::prepare(conn)
+        let mut ledger = Self::prepare(conn)?;
+        let reader = Connection::open(path).map_err(classify)?;
+        reader.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
+        reader
+            .pragma_update(None, "query_only", "ON")
+            .map_err(classify)?;
+        ledger.reader = Some(Mutex::new(reader));
+        Ok(ledger)
     }
 
     /// A private in-memory database, for tests.
@@ -73,6 +84,7 @@ impl SqliteLedger {
 
         Ok(Self {
             conn: Mutex::new(conn),
+            reader: None,
         })
     }
 
@@ -80,6 +92,14 @@ impl SqliteLedger {
         // A panic while holding the lock cannot leave a half-applied change:
         // an open transaction rolls back when dropped during the unwind.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection for reads that need no write lock.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        match &self.reader {
+            Some(r) => r.lock().unwrap_or_else(PoisonError::into_inner),
+            None => self.conn(),
+        }
     }
 }
 
@@ -120,7 +140,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn chip(&self, chip_id: &ChipId) -> Result<Option<ChipRecord>, LedgerError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let row = conn
             .query_row(
                 "SELECT model, identity_cert, enrolled_at FROM chips WHERE chip_id = ?1",
@@ -178,7 +198,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn license(&self, token_id: &TokenId) -> Result<Option<LicenseRecord>, LedgerError> {
-        let conn = self.conn();
+        let conn = self.reader();
         select_license(&conn, token_id)
     }
 
@@ -187,7 +207,7 @@ impl Ledger for SqliteLedger {
         filter: &LicenseFilter,
         limit: usize,
     ) -> Result<Vec<LicenseRecord>, LedgerError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let sql = format!(
             "SELECT {LICENSE_COLUMNS} FROM licenses \
              WHERE (?1 IS NULL OR chip_id = ?1) AND (?2 IS NULL OR tenant = ?2) \
@@ -288,7 +308,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn revocation_seq(&self) -> Result<u64, LedgerError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let seq: i64 = conn
             .query_row("SELECT coalesce(max(seq), 0) FROM revocations", [], |r| {
                 r.get(0)
@@ -298,7 +318,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn revocations(&self) -> Result<(u64, Vec<RevokedLicense>), LedgerError> {
-        let mut conn = self.conn();
+        let mut conn = self.reader();
         // A deferred transaction gives one consistent snapshot for both reads.
         let tx = conn.transaction().map_err(classify)?;
         let entries = {
@@ -346,7 +366,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn host_keys(&self, host_id: &HostId) -> Result<Vec<HostRecord>, LedgerError> {
-        hosts::keys(&self.conn(), host_id)
+        hosts::keys(&self.reader(), host_id)
     }
 
     fn append_audit(&self, records: &[AuditRecord]) -> Result<u64, LedgerError> {
@@ -378,15 +398,15 @@ impl Ledger for SqliteLedger {
         select: &AuditSelection,
         limit: usize,
     ) -> Result<Vec<ResultRecord>, LedgerError> {
-        audit::results(&self.conn(), select, limit)
+        audit::results(&self.reader(), select, limit)
     }
 
     fn audit_size(&self) -> Result<u64, LedgerError> {
-        audit::size(&self.conn())
+        audit::size(&self.reader())
     }
 
     fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, LedgerError> {
-        audit::entries(&self.conn(), from, limit)
+        audit::entries(&self.reader(), from, limit)
     }
 
     fn audit_select(
@@ -394,15 +414,15 @@ impl Ledger for SqliteLedger {
         select: &AuditSelection,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
-        audit::select(&self.conn(), select, limit)
+        audit::select(&self.reader(), select, limit)
     }
 
     fn audit_node(&self, level: u32, index: u64) -> Result<[u8; 32], LedgerError> {
-        audit::node(&self.conn(), level, index)
+        audit::node(&self.reader(), level, index)
     }
 
     fn artefact(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, LedgerError> {
-        audit::artefact(&self.conn(), sha256)
+        audit::artefact(&self.reader(), sha256)
     }
 
     fn store_tree_head(&self, head: &StoredTreeHead) -> Result<(), LedgerError> {
@@ -410,7 +430,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn tree_heads(&self, from_size: u64, limit: usize) -> Result<Vec<StoredTreeHead>, LedgerError> {
-        audit::heads(&self.conn(), from_size, limit)
+        audit::heads(&self.reader(), from_size, limit)
     }
 
     fn place_hold(&self, hold: &LegalHold, record: &AuditRecord) -> Result<i64, LedgerError> {
@@ -433,7 +453,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn holds(&self) -> Result<Vec<LegalHold>, LedgerError> {
-        audit::holds(&self.conn())
+        audit::holds(&self.reader())
     }
 
     fn purge_lineage(
