@@ -3,6 +3,8 @@
 //! attestation results, and revokes them. It also enrols hosts: it binds a
 //! host's TPM attestation key to its certified endorsement key by
 //! credential activation and signs an AK binding ([`host_enrolment`]).
+//! [`screening`] checks a tenant or end user against restricted-party
+//! lists (US Consolidated Screening List format), without I/O.
 //!
 //! [`IssuerService`] implements the `chipward.v1.Issuer` gRPC service over a
 //! [`ledger::Ledger`]; [`serve`] runs it on a listener the caller bound, so
@@ -28,6 +30,7 @@ pub mod ledger;
 mod published_list;
 pub mod renewal;
 pub mod request;
+pub mod screening;
 pub mod service;
 
 pub use clock::{Clock, ManualClock, SystemClock};
