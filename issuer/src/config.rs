@@ -87,6 +87,15 @@ pub struct IssuerConfig {
     /// (see `compliance.example.toml`). Default none: no classification or
     /// tier is enforced.
     pub compliance_policy: Option<PathBuf>,
+    /// A restricted-party list in the US Consolidated Screening List format
+    /// (`.json` or `.csv`), loaded at start. Default none: nothing is
+    /// screened until a list is loaded over gRPC.
+    pub screening_list: Option<PathBuf>,
+    /// The list's label in decisions and the log. Default `CSL`.
+    pub screening_list_label: String,
+    /// The list's publication date, `YYYY-MM-DD`; required with
+    /// `screening_list`.
+    pub screening_list_date: String,
 }
 
 impl Default for IssuerConfig {
@@ -111,6 +120,9 @@ impl Default for IssuerConfig {
             host_enrolment_ttl_secs: secs(settings.host_enrolment_ttl_secs),
             ak_binding_lifetime_secs: secs(settings.ak_binding_lifetime_secs),
             compliance_policy: None,
+            screening_list: None,
+            screening_list_label: "CSL".into(),
+            screening_list_date: String::new(),
         }
     }
 }
@@ -381,6 +393,35 @@ impl IssuerConfig {
             policy,
             chipward_certs::keys::sha256(text.as_bytes()),
         )))
+    }
+
+    /// The configured screening list: its bytes and format (`json` or
+    /// `csv`, from the file's extension), if one is set.
+    pub fn load_screening_list(&self) -> Result<Option<(Vec<u8>, &'static str)>, ConfigError> {
+        let Some(path) = &self.screening_list else {
+            return Ok(None);
+        };
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => "json",
+            Some("csv") => "csv",
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "screening_list",
+                    reason: "must be a .json or .csv file",
+                });
+            }
+        };
+        if self.screening_list_date.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "screening_list_date",
+                reason: "is required with screening_list",
+            });
+        }
+        let bytes = fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Some((bytes, format)))
     }
 
     fn load_verifier_keys(&self) -> Result<TrustedKeys, ConfigError> {

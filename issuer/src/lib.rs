@@ -61,6 +61,10 @@ pub async fn serve(
     let service = std::sync::Arc::new(service);
     let grpc =
         IssuerServer::from_arc(std::sync::Arc::clone(&service)).max_decoding_message_size(max);
+    let compliance = chipward_proto::grpc::compliance_server::ComplianceServer::from_arc(
+        std::sync::Arc::clone(&service),
+    )
+    .max_decoding_message_size(64 * 1024 * 1024);
     let audit = chipward_proto::grpc::audit_log_server::AuditLogServer::from_arc(service)
         .max_decoding_message_size(max)
         .max_encoding_message_size(64 * 1024 * 1024);
@@ -76,6 +80,7 @@ pub async fn serve(
     Server::builder()
         .add_service(grpc)
         .add_service(audit)
+        .add_service(compliance)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .map_err(ServeError::Transport)

@@ -73,6 +73,13 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(digest = %hex::encode(digest), "compliance policy loaded");
         service = service.with_compliance(policy, digest);
     }
+    if let Some((bytes, format)) = config.load_screening_list()? {
+        let (label, date) = (&config.screening_list_label, &config.screening_list_date);
+        service
+            .load_list(label, date, format, &bytes)
+            .await
+            .map_err(|e| anyhow::anyhow!("screening list refused: {e}"))?;
+    }
 
     let listener = TcpListener::bind(config.listen)
         .await

@@ -273,6 +273,7 @@ mod tests {
             entitlements: vec![],
             eccn: String::new(),
             term_started_at: NOW - 1000,
+            parties: String::new(),
         };
         Fixture { key, keys, license }
     }

@@ -52,11 +52,13 @@ use crate::request::{self, IssueTerms};
 
 mod audit;
 mod batch;
+mod compliance;
 mod host;
 
 pub use audit::{MAX_BUNDLE_ENTRIES, MAX_ENTRIES_PER_CALL};
 pub use batch::{IssueBatcher, MAX_BATCH};
 use chipward_proto::audit::{AuditEntry, EntryKind};
+pub use compliance::{Screening, StoredParty};
 
 /// The issuer service; hand it to [`crate::serve`].
 pub struct IssuerService {
@@ -81,6 +83,8 @@ pub struct IssuerService {
     batcher: IssueBatcher,
     /// The audit log's name in its tree heads.
     log_id: String,
+    /// The restricted-party list in force and its overrides.
+    screening: Screening,
 }
 
 impl IssuerService {
@@ -103,6 +107,7 @@ impl IssuerService {
             batcher: IssueBatcher::start(Arc::clone(&ledger)),
             compliance: None,
             log_id,
+            screening: Screening::default(),
             ledger,
             token_key,
             token_key_id,
@@ -253,14 +258,24 @@ impl IssuerService {
             Err(e) => return Err(self.refuse(now, chip_id, &req, e).await),
         };
 
-        // 4. Mint, store with its entry (group commit), answer.
-        let record = self.mint(terms, now, None, now)?;
+        // 4. Screen the tenant and end user; a hit is logged and refuses.
+        let screened = self.screen_issue(&req, chip_id, now).await?;
+
+        // 5. Mint, store with its entry (group commit), answer.
+        let record = self.mint(terms, now, None, (now, screened.parties))?;
         Span::current().record("token", field::display(record.token_id));
         let mut audit = audit::license_record(EntryKind::Issued, &record, now, &self.token_key_id);
         if let Some((_, digest)) = &self.compliance {
             audit.entry.digests.insert("policy".into(), *digest);
         }
-        audit.entry.detail = format!("issued until {}; {tier}", record.expires_at);
+        for (name, decision) in screened.decisions {
+            audit.entry.digests.insert(name, audit::sha256(&decision));
+            audit.artefacts.push(decision.to_vec());
+        }
+        audit.entry.detail = format!(
+            "issued until {}; {tier}; {}",
+            record.expires_at, screened.note
+        );
         let index = self.batcher.store(record.clone(), audit).await?;
         info!(
             token_id = %record.token_id,
@@ -341,7 +356,7 @@ impl IssuerService {
         };
 
         // 5. Same terms, fresh token, starting now; supersede atomically.
-        let term_started_at = old.term_started_at;
+        let lineage = (old.term_started_at, old.parties.clone());
         let terms = IssueTerms {
             chip_id: old.chip_id,
             tenant: old.tenant,
@@ -351,7 +366,7 @@ impl IssuerService {
             entitlements: old.entitlements,
             eccn: old.eccn,
         };
-        let record = self.mint(terms, now, Some(&approval), term_started_at)?;
+        let record = self.mint(terms, now, Some(&approval), lineage)?;
         let mut audit =
             audit::license_record(EntryKind::Renewed, &record, now, approval.result_key_id());
         audit
@@ -423,7 +438,7 @@ impl IssuerService {
         terms: IssueTerms,
         now: i64,
         renewing: Option<&RenewalApproval>,
-        term_started_at: i64,
+        (term_started_at, parties): (i64, String),
     ) -> Result<LicenseRecord, ServiceError> {
         let mut id = [0u8; 16];
         self.rng.fill(&mut id).map_err(|_| ServiceError::Random)?;
@@ -457,6 +472,7 @@ impl IssuerService {
             entitlements: claims.entitlements,
             eccn: claims.eccn,
             term_started_at,
+            parties,
         })
     }
 

@@ -20,11 +20,13 @@ use chipward_proto::audit::{
 };
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::audit_log_client::AuditLogClient;
+use chipward_proto::grpc::compliance_client::ComplianceClient;
 use chipward_proto::grpc::issuer_client::IssuerClient;
 use chipward_proto::grpc::{
     ConsistencyProofRequest, EnrolChipRequest, ExportBundleRequest, GetEntriesRequest,
-    GetTreeHeadRequest, InclusionProofRequest, IssueLicenseRequest, License, RecordResultRequest,
-    RenewLicenseRequest, Site,
+    GetTreeHeadRequest, InclusionProofRequest, IssueLicenseRequest, License, LiftLegalHoldRequest,
+    LoadScreeningListRequest, LoadScreeningListResponse, OverrideScreeningRequest, Party,
+    PlaceLegalHoldRequest, PurgeLicenseRequest, RecordResultRequest, RenewLicenseRequest, Site,
 };
 use chipward_proto::result::{AttestationResult, ClaimResult, Status as Verdict};
 use tokio::net::TcpListener;
@@ -39,6 +41,7 @@ struct Rig {
     clock: Arc<ManualClock>,
     issuer: IssuerClient<Channel>,
     log: AuditLogClient<Channel>,
+    compliance: ComplianceClient<Channel>,
 }
 
 async fn rig() -> Rig {
@@ -63,7 +66,8 @@ async fn rig() -> Rig {
         pki,
         clock,
         issuer: IssuerClient::connect(url.clone()).await.unwrap(),
-        log: AuditLogClient::connect(url).await.unwrap(),
+        log: AuditLogClient::connect(url.clone()).await.unwrap(),
+        compliance: ComplianceClient::connect(url).await.unwrap(),
     }
 }
 
@@ -475,5 +479,246 @@ async fn a_chip_bundle_carries_its_records_and_proofs() {
     assert_eq!(
         r.log.export_bundle(request).await.unwrap_err().code(),
         Code::InvalidArgument
+    );
+}
+
+const LIST: &[u8] = include_bytes!("data/screening/list.json");
+
+fn party(name: &str, country: &str) -> Option<Party> {
+    Some(Party {
+        name: name.into(),
+        address: String::new(),
+        country: country.into(),
+    })
+}
+
+impl Rig {
+    async fn issue_for(
+        &mut self,
+        chip_id: &str,
+        tenant: &str,
+        legal: &str,
+    ) -> Result<License, tonic::Status> {
+        let request = IssueLicenseRequest {
+            chip_id: chip_id.into(),
+            tenant: tenant.into(),
+            site: Some(Site {
+                id: "fra-1".into(),
+                latitude: 50.11,
+                longitude: 8.68,
+                radius_km: 50.0,
+            }),
+            tenant_party: party(legal, "DE"),
+            end_user: party("Quiet Meadow Analytics", "DE"),
+            ..IssueLicenseRequest::default()
+        };
+        Ok(self
+            .issuer
+            .issue_license(request)
+            .await?
+            .into_inner()
+            .license
+            .unwrap())
+    }
+
+    async fn load(&mut self, content: &[u8], date: &str) -> LoadScreeningListResponse {
+        let request = LoadScreeningListRequest {
+            name: "Test CSL".into(),
+            date: date.into(),
+            format: "json".into(),
+            content: content.to_vec(),
+        };
+        self.compliance
+            .load_screening_list(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_party_is_refused_logged_and_can_be_cleared_by_a_reviewer() {
+    let mut r = rig().await;
+    let chip = r.chip(1).await;
+    // Before any list: not screened, but the parties are kept.
+    r.issue_for(&chip, "quill-compute", "Evander Quill Tarnowski")
+        .await
+        .unwrap();
+
+    let loaded = r.load(LIST, "2026-12-01").await;
+    assert_eq!(loaded.entries, 7);
+    // The earlier license's tenant is listed (word order differs): flagged.
+    assert_eq!(loaded.flagged_token_ids.len(), 1);
+    assert_eq!(loaded.digest, hex::encode(sha(LIST)));
+
+    // Listed, in another spelling and legal form: refused.
+    let err = r
+        .issue_for(&chip, "zephyr", "The Zephyr Dynamics")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("Zephyr Dynamics GmbH"), "{err:?}");
+    // Not listed: issued, with the decision's digest in the entry.
+    let cleared = r
+        .issue_for(&chip, "borealis", "Borealis Labs Oy")
+        .await
+        .unwrap();
+
+    // A reviewer clears the listed name for this list; now it is issued.
+    let request = OverrideScreeningRequest {
+        name: "The Zephyr Dynamics".into(),
+        list_digest: loaded.digest.clone(),
+        reviewer: "r.ortega".into(),
+        reason: "different company, registry extract on file".into(),
+    };
+    r.compliance
+        .override_screening(request.clone())
+        .await
+        .unwrap();
+    r.issue_for(&chip, "zephyr", "The Zephyr Dynamics")
+        .await
+        .unwrap();
+    // An override for another list version is refused.
+    let stale = OverrideScreeningRequest {
+        list_digest: "00".repeat(32),
+        ..request
+    };
+    assert_eq!(
+        r.compliance
+            .override_screening(stale)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+
+    let entries: Vec<AuditEntry> = r
+        .entries()
+        .await
+        .iter()
+        .map(|e| AuditEntry::decode(e).unwrap())
+        .collect();
+    let kinds: Vec<EntryKind> = entries.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds[1..],
+        [
+            EntryKind::Issued,
+            EntryKind::ListLoaded,
+            EntryKind::Rescreened,
+            EntryKind::Screened,
+            EntryKind::Refused,
+            EntryKind::Issued,
+            EntryKind::ScreeningOverridden,
+            EntryKind::Issued,
+        ]
+    );
+    assert_eq!(hex::encode(entries[2].digests["list"]), loaded.digest);
+    assert!(
+        entries[4].detail.contains("Zephyr Dynamics GmbH"),
+        "{:?}",
+        entries[4]
+    );
+    let issued = entries.iter().rev().nth(2).unwrap();
+    assert_eq!(issued.token_id.unwrap().to_hex(), cleared.token_id);
+    assert!(issued.digests.contains_key("screening_tenant"));
+    assert!(issued.digests.contains_key("screening_end_user"));
+    assert_eq!(entries.last().unwrap().kind, EntryKind::Issued);
+    assert!(
+        entries.last().unwrap().detail.contains("override"),
+        "{:?}",
+        entries.last()
+    );
+
+    // Without a tenant party while a list is loaded: refused as bad input.
+    let request = IssueLicenseRequest {
+        chip_id: chip.clone(),
+        tenant: "anon".into(),
+        site: Some(Site {
+            id: "fra-1".into(),
+            latitude: 50.11,
+            longitude: 8.68,
+            radius_km: 50.0,
+        }),
+        ..IssueLicenseRequest::default()
+    };
+    assert_eq!(
+        r.issuer.issue_license(request).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+
+    // A list that is not a list: refused, the one in force stays.
+    let request = LoadScreeningListRequest {
+        name: "Broken".into(),
+        date: "2026-12-02".into(),
+        format: "json".into(),
+        content: b"{\"results\": [{\"name\": 7}]}".to_vec(),
+    };
+    assert_eq!(
+        r.compliance
+            .load_screening_list(request)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+    assert!(
+        r.issue_for(&chip, "zephyr2", "Zephyr Dynamics")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_stay_through_retention_and_holds() {
+    let mut r = rig().await;
+    let chip = r.chip(1).await;
+    let l = r.issue(&chip, "fra-1", "", 0).await.unwrap();
+    let purge = PurgeLicenseRequest {
+        token_id: l.token_id.clone(),
+    };
+    let err = r.compliance.purge_license(purge.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("must be kept until"), "{err:?}");
+
+    // Five years and a little after it ended, but under a hold: refused.
+    r.clock.advance(86_400 + 5 * 365 * 86_400 + 3 * 86_400);
+    let hold = PlaceLegalHoldRequest {
+        chip_id: chip.clone(),
+        tenant: String::new(),
+        reason: "litigation 2031-17".into(),
+    };
+    let id = r
+        .compliance
+        .place_legal_hold(hold)
+        .await
+        .unwrap()
+        .into_inner()
+        .hold_id;
+    let err = r.compliance.purge_license(purge.clone()).await.unwrap_err();
+    assert!(err.message().contains("litigation 2031-17"), "{err:?}");
+    let lift = LiftLegalHoldRequest {
+        hold_id: id,
+        reason: "case closed".into(),
+    };
+    r.compliance.lift_legal_hold(lift.clone()).await.unwrap();
+    assert_eq!(
+        r.compliance.lift_legal_hold(lift).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    let done = r
+        .compliance
+        .purge_license(purge)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.licenses_deleted, 1);
+    let kinds = kinds(&r.entries().await);
+    assert_eq!(
+        kinds[kinds.len() - 3..],
+        [
+            EntryKind::HoldPlaced,
+            EntryKind::HoldLifted,
+            EntryKind::Purged
+        ]
     );
 }

@@ -125,6 +125,7 @@ pub fn license(token: u8, chip: u8, tenant: &str, issued_at: i64) -> LicenseReco
         entitlements: vec!["fp8".into(), "nvlink".into()],
         eccn: "3A090.a".into(),
         term_started_at: issued_at,
+        parties: format!("[{{\"role\":\"tenant\",\"name\":\"{tenant} ltd\"}}]"),
     }
 }
 

@@ -335,6 +335,10 @@ pub struct LicenseRecord {
     /// Unix seconds when the first license of its lineage was issued; a
     /// renewal carries it over.
     pub term_started_at: i64,
+    /// The parties screened for it (tenant and end user), as JSON, kept so
+    /// a new restricted-party list can screen them again; empty when none
+    /// were given. A renewal carries them over.
+    pub parties: String,
 }
 
 /// Which licenses [`Ledger::list_licenses`] returns; `None` matches all.

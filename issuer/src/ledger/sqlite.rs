@@ -36,7 +36,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const LICENSE_COLUMNS: &str = "token_id, chip_id, tenant, site_id, site_latitude, \
     site_longitude, site_radius_km, issued_at, not_before, expires_at, state, token, \
-    renewed_from, entitlements, eccn, term_started_at";
+    renewed_from, entitlements, eccn, term_started_at, parties";
 
 /// A ledger in one SQLite database.
 pub struct SqliteLedger {
@@ -634,7 +634,7 @@ fn insert(tx: &Connection, l: &LicenseRecord) -> Result<(), LedgerError> {
     let renewed_from = l.renewed_from.map(|t| t.0.to_vec());
     let sql = format!(
         "INSERT INTO licenses ({LICENSE_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
     );
     tx.execute(
         &sql,
@@ -655,6 +655,7 @@ fn insert(tx: &Connection, l: &LicenseRecord) -> Result<(), LedgerError> {
             entitlements,
             l.eccn,
             l.term_started_at,
+            l.parties,
         ],
     )
     .map_err(classify)?;
@@ -713,6 +714,7 @@ fn read_license(r: &Row<'_>) -> rusqlite::Result<Result<LicenseRecord, LedgerErr
         r.get(14)?,
     );
     let term_started_at = r.get(15)?;
+    let parties = r.get(16)?;
 
     let build = || {
         Ok(LicenseRecord {
@@ -731,6 +733,7 @@ fn read_license(r: &Row<'_>) -> rusqlite::Result<Result<LicenseRecord, LedgerErr
             entitlements: decode_list(&entitlements)?,
             eccn,
             term_started_at,
+            parties,
         })
     };
     Ok(build())

@@ -170,7 +170,11 @@ fn main() -> anyhow::Result<()> {
 
     // 4. The audit log: appends and proofs against raw SHA-256.
     eprintln!("audit log: building {} entries", args.log_entries);
-    let log = log::measure(&dir.path().join("log.sqlite"), args.log_entries.max(1), span)?;
+    let log = log::measure(
+        &dir.path().join("log.sqlite"),
+        args.log_entries.max(1),
+        span,
+    )?;
     let label = "raw SHA-256 of one encoded entry".to_owned();
     rows.push(("sha256_entry".into(), label, log.sha256_per_s, None));
     let label = format!("audit log append to SQLite, commits of {}", log::BATCH);

@@ -18,7 +18,7 @@ use crate::ledger::LedgerError;
 /// 3: `host_keys`, the hosts' attestation keys.
 /// 4: the audit log (`audit_entries`, `audit_nodes`, `artefacts`,
 ///    `tree_heads`), `results`, `legal_holds`, and each license's
-///    `term_started_at`.
+///    `term_started_at` and screened `parties`.
 pub(super) const SCHEMA_VERSION: i64 = 4;
 
 const TABLES: &str = "
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS licenses (
     renewed_from   BLOB REFERENCES licenses (token_id),
     entitlements   TEXT NOT NULL,
     eccn           TEXT NOT NULL,
-    term_started_at INTEGER NOT NULL DEFAULT 0
+    term_started_at INTEGER NOT NULL DEFAULT 0,
+    parties        TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS licenses_by_chip ON licenses (chip_id, issued_at);
 CREATE INDEX IF NOT EXISTS licenses_by_tenant ON licenses (tenant, issued_at);
@@ -122,6 +123,7 @@ CREATE TABLE IF NOT EXISTS legal_holds (
 const MIGRATE_3_TO_4: &str = "
 ALTER TABLE licenses ADD COLUMN term_started_at INTEGER NOT NULL DEFAULT 0;
 ";
+const ADD_PARTIES: &str = "ALTER TABLE licenses ADD COLUMN parties TEXT NOT NULL DEFAULT '';";
 const FILL_TERM_STARTS: &str = "UPDATE licenses SET term_started_at = issued_at;";
 
 fn has_column(tx: &Transaction<'_>, table: &str, column: &str) -> Result<bool, LedgerError> {
@@ -176,6 +178,9 @@ pub(super) fn prepare(tx: &Transaction<'_>) -> Result<(), LedgerError> {
             }
             if !has_column(tx, "licenses", "term_started_at")? {
                 tx.execute_batch(MIGRATE_3_TO_4).map_err(classify)?;
+            }
+            if !has_column(tx, "licenses", "parties")? {
+                tx.execute_batch(ADD_PARTIES).map_err(classify)?;
             }
             tx.execute_batch(FILL_TERM_STARTS).map_err(classify)?;
         }

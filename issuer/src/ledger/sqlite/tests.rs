@@ -56,6 +56,7 @@ fn unreadable_stored_values_are_reported_as_corrupt() {
         entitlements: vec!["a".into()],
         eccn: String::new(),
         term_started_at: 1,
+        parties: String::new(),
     };
     ledger.insert_license(&license, &note()).unwrap();
 
@@ -129,6 +130,7 @@ fn numbered(n: u32, renewed_from: Option<u32>, state: LicenseState) -> LicenseRe
         entitlements: vec![],
         eccn: String::new(),
         term_started_at: i64::from(n),
+        parties: String::new(),
     }
 }
 
