@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
-use crate::chip::{LicenseState, golden_measurements};
+use crate::chip::{LicenseState, SimChip, golden_measurements};
 use crate::clock::ScenarioClock;
 use crate::fleet::{self, FleetPlan, FleetReport, Host, SITES, SiteLandmarks, Vendor};
 use crate::host_firmware::host_policy;
@@ -176,6 +176,8 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
     let issuer = format!("http://{}", services.issuer);
     let verifier = format!("http://{}", services.verifier);
     let hosts = rig.enrol(&issuer).await?;
+    let channel = Channel::from_shared(issuer.clone())?.connect().await?;
+    let list = crate::records::load_demo_list(channel.clone()).await?;
     let mut report = run_against(
         &dir.join("pki"),
         &issuer,
@@ -200,7 +202,15 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
         pki.issuer_token_key.key_id(),
         pki.issuer_token_key.public_key(),
     );
-    let channel = Channel::from_shared(issuer.clone())?.connect().await?;
+    let listed = SimChip::manufacture(&pki.chip_ca, &plan.model, 1_000_000, &plan.firmware)?;
+    let refusal = crate::records::listed_tenant_asks(channel.clone(), &listed).await?;
+    report.screening = vec![
+        format!(
+            "{list}: the fleet's {} tenants cleared",
+            fleet::TENANTS.len()
+        ),
+        refusal,
+    ];
     report.audit =
         Some(crate::records::audit_log(channel, &keys, dir, bundle_chip.as_deref()).await?);
     // Hosts close their TPM connections before their swtpms stop.
@@ -510,6 +520,10 @@ pub fn render(report: &FleetReport, show_all: bool) -> String {
     }
     if let Some(integrity) = &report.integrity {
         render_integrity(&mut out, integrity);
+    }
+    for (i, line) in report.screening.iter().enumerate() {
+        let head = if i == 0 { "screening:" } else { "          " };
+        let _ = writeln!(out, "  {head} {line}");
     }
     if let Some(audit) = &report.audit {
         render_audit(&mut out, audit);

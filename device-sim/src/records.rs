@@ -1,4 +1,6 @@
-//! The demo's auditor: after the fleet has run, it reads the issuer's whole
+//! The demo's compliance records. Before the fleet runs, the issuer loads
+//! an invented restricted-party list and a listed tenant is refused. After,
+//! the demo's auditor: after the fleet has run, it reads the issuer's whole
 //! audit log over gRPC, exports it to a file, and checks the export offline
 //! with nothing but the issuer's public key, as a regulator would. It also
 //! asks for one chip's evidence bundle and checks that, and shows that a
@@ -10,8 +12,15 @@ use std::path::{Path, PathBuf};
 use chipward_proto::audit::{self, AuditExport};
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::audit_log_client::AuditLogClient;
-use chipward_proto::grpc::{ExportBundleRequest, GetEntriesRequest, GetTreeHeadRequest};
+use chipward_proto::grpc::compliance_client::ComplianceClient;
+use chipward_proto::grpc::issuer_client::IssuerClient;
+use chipward_proto::grpc::{
+    EnrolChipRequest, ExportBundleRequest, GetEntriesRequest, GetTreeHeadRequest,
+    IssueLicenseRequest, LoadScreeningListRequest, Party, Site,
+};
 use tonic::transport::Channel;
+
+use crate::chip::SimChip;
 
 /// What the auditor found.
 #[derive(Clone, Debug)]
@@ -111,4 +120,67 @@ pub async fn audit_log(
 /// Counts entries of `kind` in a summary.
 pub fn count(summary: &AuditSummary, kind: &str) -> usize {
     summary.kinds.get(kind).copied().unwrap_or(0)
+}
+
+/// The restricted-party list the demo loads: invented entries in the US
+/// Consolidated Screening List's JSON form. One of them is a tenant that
+/// asks for a license during the demo.
+pub const DEMO_LIST: &[u8] = include_bytes!("../data/demo-screening-list.json");
+
+/// The tenant on [`DEMO_LIST`] that asks for a license, and its legal name
+/// as its request gives it.
+pub const LISTED_TENANT: (&str, &str) = ("zephyr-dynamics", "Zephyr Dynamik GmbH");
+
+/// Loads [`DEMO_LIST`] into the issuer behind `issuer`; returns a line
+/// saying what it is.
+pub async fn load_demo_list(issuer: Channel) -> anyhow::Result<String> {
+    let mut compliance = ComplianceClient::new(issuer);
+    let request = LoadScreeningListRequest {
+        name: "Demo CSL".into(),
+        date: "2026-12-01".into(),
+        format: "json".into(),
+        content: DEMO_LIST.to_vec(),
+    };
+    let loaded = compliance.load_screening_list(request).await?.into_inner();
+    Ok(format!(
+        "list Demo CSL of 2026-12-01 ({} entries, sha256 {}…)",
+        loaded.entries,
+        &loaded.digest[..12]
+    ))
+}
+
+/// A listed tenant asks for a license for `chip` (enrolled here); returns
+/// the refusal, or an error if the issuer granted it.
+pub async fn listed_tenant_asks(issuer: Channel, chip: &SimChip) -> anyhow::Result<String> {
+    let mut client = IssuerClient::new(issuer);
+    client
+        .enrol_chip(EnrolChipRequest {
+            cert_chain: chip.enrolment_chain.clone(),
+        })
+        .await?;
+    let (tenant, legal) = LISTED_TENANT;
+    let site = &crate::fleet::SITES[0];
+    let request = IssueLicenseRequest {
+        chip_id: chip.chip_id.to_hex(),
+        tenant: tenant.into(),
+        site: Some(Site {
+            id: site.id.into(),
+            latitude: site.latitude,
+            longitude: site.longitude,
+            radius_km: 50.0,
+        }),
+        tenant_party: Some(Party {
+            name: legal.into(),
+            address: "Musterweg 9, Musterstadt".into(),
+            country: "DE".into(),
+        }),
+        ..IssueLicenseRequest::default()
+    };
+    match client.issue_license(request).await {
+        Ok(_) => anyhow::bail!("the issuer licensed a listed tenant"),
+        Err(status) if status.code() == tonic::Code::PermissionDenied => {
+            Ok(format!("{tenant} refused: {}", status.message()))
+        }
+        Err(status) => anyhow::bail!("unexpected refusal of the listed tenant: {status}"),
+    }
 }

@@ -323,6 +323,9 @@ pub struct FleetReport {
     /// What an auditor found in the issuer's log afterwards, when the run
     /// checked it.
     pub audit: Option<crate::records::AuditSummary>,
+    /// The screening the run showed: the list loaded, and the refusal of
+    /// a listed tenant.
+    pub screening: Vec<String>,
 }
 
 impl FleetReport {
@@ -536,6 +539,7 @@ pub async fn run(
         hosts_note: format!("hosts: {}", hosts.len()),
         integrity,
         audit: None,
+        screening: Vec::new(),
     })
 }
 
