@@ -24,8 +24,12 @@ use super::{
 };
 use crate::host_enrolment::HostId;
 
+/// A conformance check: panics when the fresh ledger it is given
+/// misbehaves.
+pub type Check = fn(&dyn Ledger);
+
 /// Every check, by name.
-pub const CHECKS: &[(&str, fn(&dyn Ledger))] = crate::ledger_conformance_tests!(@list array);
+pub const CHECKS: &[(&str, Check)] = crate::ledger_conformance_tests!(@list array);
 
 /// Defines one `#[test]` per conformance check, named after the check.
 ///
@@ -72,7 +76,7 @@ macro_rules! ledger_conformance_tests {
         &[$(
             (
                 stringify!($check),
-                $crate::ledger::conformance::$check as fn(&dyn $crate::ledger::Ledger),
+                $crate::ledger::conformance::$check as $crate::ledger::conformance::Check,
             )
         ),+]
     };
