@@ -23,12 +23,8 @@
 //! as the service does, never from inside an async task: tokio panics when
 //! one runtime is entered from another.
 //!
-//! Limitation: text columns cannot hold U+0000, which SQLite stores; such a
-//! value fails with [`LedgerError::Backend`]. The service refuses control
-//! characters before they reach the ledger.
-//!
-//! Limitation: every statement is prepared on each call, one round trip
-//! more than a statement cache would need.
+//! Text columns cannot hold U+0000, which SQLite stores: such a value fails
+//! with [`LedgerError::Backend`] (see [`licenses`]).
 
 mod enrolment;
 mod licenses;
@@ -73,6 +69,9 @@ pub struct PostgresOptions {
     /// How many times a call is tried in all while PostgreSQL reports a
     /// conflict with a concurrent transaction, at least 1. Default 10.
     pub max_attempts: u32,
+    /// How long one statement waits for a lock that another transaction
+    /// holds before the call fails as unavailable. Default 5 s.
+    pub lock_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -82,6 +81,7 @@ impl Default for PostgresOptions {
             acquire_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             max_attempts: 10,
+            lock_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -106,7 +106,12 @@ impl PostgresLedger {
             config.connect_timeout(options.connect_timeout);
         }
         let ledger = Self {
-            pool: Pool::new(config, options.max_connections, options.acquire_timeout),
+            pool: Pool::new(
+                config,
+                options.max_connections,
+                options.acquire_timeout,
+                options.lock_timeout,
+            ),
             attempts: options.max_attempts.max(1),
         };
         ledger.run(Mode::Schema, schema::prepare)?;

@@ -4,6 +4,7 @@
 //! Raw SQL reaches the states the ledger itself never writes.
 
 use std::net::TcpListener;
+use std::time::{Duration, Instant};
 
 use chipward_issuer::ledger::conformance::{chip, host_key, license};
 use chipward_issuer::ledger::{
@@ -154,6 +155,34 @@ fn a_connection_that_died_while_idle_is_replaced() {
     // before anything was sent on it.
     assert_eq!(ledger.chip(&ChipId([1; 32])).unwrap(), Some(chip(1)));
     assert!(ledger.enrol_chip(&chip(2)).unwrap());
+}
+
+#[test]
+fn a_lock_held_too_long_elsewhere_makes_writes_unavailable() {
+    let db = postgres::database();
+    let options = PostgresOptions {
+        lock_timeout: Duration::from_millis(300),
+        ..PostgresOptions::default()
+    };
+    let ledger = connect_with(&db, &options);
+    ledger.enrol_chip(&chip(1)).unwrap();
+    ledger.insert_license(&license(10, 1, "acme", 5)).unwrap();
+
+    // Another session holds the lock every revocation takes first.
+    let mut other = ::postgres::Client::connect(&db.url(), ::postgres::NoTls).unwrap();
+    let mut held = other.transaction().unwrap();
+    held.batch_execute("LOCK TABLE revocations IN EXCLUSIVE MODE")
+        .unwrap();
+    let started = Instant::now();
+    let err = ledger.revoke(&TokenId([10; 16]), "x", 6).unwrap_err();
+    assert!(matches!(err, LedgerError::Unavailable(_)), "{err:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // Readers do not wait for it.
+    assert_eq!(ledger.revocation_seq().unwrap(), 0);
+    assert_eq!(state_of(&ledger, TokenId([10; 16])), LicenseState::Active);
+
+    held.rollback().unwrap();
+    assert_eq!(ledger.revoke(&TokenId([10; 16]), "x", 6).unwrap().seq, 1);
 }
 
 #[test]

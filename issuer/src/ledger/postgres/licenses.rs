@@ -42,6 +42,10 @@ pub(super) fn insert(tx: &mut Transaction<'_>, l: &LicenseRecord) -> Step<()> {
         .into());
     }
 
+    // Limitation: PostgreSQL text cannot hold U+0000, which SQLite stores;
+    // such a value fails here as a backend error. The service refuses
+    // control characters before they reach the ledger.
+    //
     // An unknown parent finds no root here and then fails the foreign key,
     // as it does in SQLite.
     let renewed_from = l.renewed_from.map(|t| t.0.to_vec());

@@ -24,6 +24,7 @@ pub(super) struct Pool {
     config: postgres::Config,
     max: usize,
     acquire_timeout: Duration,
+    lock_timeout: Duration,
     state: Mutex<State>,
     freed: Condvar,
 }
@@ -41,12 +42,18 @@ struct Exhausted(Duration);
 
 impl Pool {
     /// A pool of at most `max` connections (at least one) made with
-    /// `config`.
-    pub(super) fn new(config: postgres::Config, max: usize, acquire_timeout: Duration) -> Self {
+    /// `config`, whose statements wait at most `lock_timeout` for a lock.
+    pub(super) fn new(
+        config: postgres::Config,
+        max: usize,
+        acquire_timeout: Duration,
+        lock_timeout: Duration,
+    ) -> Self {
         Self {
             config,
             max: max.max(1),
             acquire_timeout,
+            lock_timeout,
             state: Mutex::new(State {
                 idle: Vec::new(),
                 open: 0,
@@ -91,7 +98,8 @@ impl Pool {
 
     /// Opens the connection whose slot the caller has just taken.
     fn open(&self) -> Result<Lent<'_>, LedgerError> {
-        match self.config.connect(NoTls).and_then(durable) {
+        let session = |client| prepare_session(client, self.lock_timeout);
+        match self.config.connect(NoTls).and_then(session) {
             Ok(client) => Ok(self.lend(client)),
             Err(err) => {
                 self.lock().open -= 1;
@@ -131,15 +139,20 @@ impl Pool {
     }
 }
 
-/// Makes every commit on `client` wait for its WAL flush, as the ledger
-/// promises, even where the server turned `synchronous_commit` off. Other
-/// values (`local`, `remote_write`, `on`, `remote_apply`) all flush
-/// locally, and are kept.
-fn durable(mut client: Client) -> Result<Client, postgres::Error> {
+/// Sets up a new connection's session.
+///
+/// Every commit waits for its WAL flush, as the ledger promises, even where
+/// the server turned `synchronous_commit` off; the other values (`local`,
+/// `remote_write`, `on`, `remote_apply`) all flush locally and are kept.
+/// And a statement waits at most `lock_timeout` for a lock another process
+/// holds, then fails as unavailable, like SQLite's busy timeout.
+fn prepare_session(mut client: Client, lock_timeout: Duration) -> Result<Client, postgres::Error> {
     let row = client.query_one("SHOW synchronous_commit", &[])?;
     if row.try_get::<_, &str>(0)? == "off" {
         client.batch_execute("SET synchronous_commit = on")?;
     }
+    let millis = lock_timeout.as_millis().clamp(1, i32::MAX as u128);
+    client.batch_execute(&format!("SET lock_timeout = {millis}"))?;
     Ok(client)
 }
 

@@ -124,6 +124,10 @@ fn once<T>(
     };
     let mut tx = builder.start().map_err(Attempt::NotBegun)?;
 
+    // Limitation: bodies pass SQL text, which the driver prepares anew on
+    // every call: one round trip per statement more than a statement cache
+    // on the connection would need.
+
     // On an error the transaction rolls back as it drops.
     let value = match body(&mut tx) {
         Ok(value) => value,
@@ -165,7 +169,8 @@ fn pause(attempt: u32) -> Duration {
 /// Unavailable: a lost connection, an I/O error, and the SQLSTATE classes
 /// 08 (connection), 28 (authorization), 53 (insufficient resources),
 /// 57 (operator intervention) and 3D (no such database), a read-only
-/// server, and conflicts that outlasted every attempt.
+/// server, a lock that did not come free within the lock timeout, and
+/// conflicts that outlasted every attempt.
 pub(super) fn classify(err: postgres::Error) -> LedgerError {
     if unavailable(&err) {
         LedgerError::Unavailable(Box::new(err))
@@ -185,6 +190,7 @@ fn unavailable(err: &postgres::Error) -> bool {
     let class = code.code().get(..2).unwrap_or_default();
     matches!(class, "08" | "28" | "53" | "57" | "3D")
         || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+        || *code == SqlState::LOCK_NOT_AVAILABLE
         || *code == SqlState::T_R_SERIALIZATION_FAILURE
         || *code == SqlState::T_R_DEADLOCK_DETECTED
 }
