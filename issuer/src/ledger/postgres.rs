@@ -5,9 +5,11 @@
 //! transaction through [`txn::run`]: writes SERIALIZABLE and retried a
 //! bounded number of times when PostgreSQL reports a conflict with a
 //! concurrent transaction, reads on one REPEATABLE READ snapshot. A commit
-//! returns only once the server has flushed it to its WAL. All SQL lives in [`schema`], [`enrolment`],
-//! [`licenses`] and [`revocations`]; values come from the service, already
-//! validated, and are bound as parameters, never spliced into SQL text.
+//! returns only once the server has flushed it to its WAL, and a statement
+//! waits for another session's lock only up to a timeout. All SQL lives in
+//! [`schema`], [`enrolment`], [`licenses`] and [`revocations`]; values come
+//! from the service, already validated, and are bound as parameters, never
+//! spliced into SQL text.
 //!
 //! How the invariants hold across processes:
 //! - revocation versions grow by exactly one per revoking call: revocations
@@ -15,8 +17,15 @@
 //! - a license is renewed at most once: renewal locks the old license's row,
 //!   and a second renewal then fails to serialize, is retried, and finds
 //!   the license superseded ([`licenses::renew`]);
+//! - a renewal racing a revocation of the same lineage writes the same row,
+//!   so one of them is retried and sees the other's result;
 //! - token ids and chip ids are unique keys, and a racing insert is retried
 //!   into the ledger's own error ([`txn`]).
+//!
+//! A new ledger method puts its SQL in one of these modules as a function
+//! of `&mut Transaction` returning [`txn::Step`], and calls it through
+//! `write` or `read`, which bring the isolation and the retries. New tables
+//! go into [`schema`] with a new version and a migration step.
 //!
 //! The driver is synchronous and runs a private tokio runtime inside each
 //! connection. Call the ledger from a blocking thread (`spawn_blocking`),

@@ -145,8 +145,10 @@ fn calls_fail_as_unavailable_once_the_server_is_gone() {
 fn a_connection_that_died_while_idle_is_replaced() {
     let (db, ledger) = fresh();
     ledger.enrol_chip(&chip(1)).unwrap();
+    // Waits (up to 10 s) until each backend has gone, not just been told.
     let killed = db.query_i64(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) \
+         FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
     );
     assert!(killed >= 1, "{killed}");
@@ -241,7 +243,8 @@ fn host_keys_refuse_ids_and_digests_of_the_wrong_length() {
         db.try_execute(&format!(
             "INSERT INTO host_keys (host_id, ak_name, ak_public, ek_cert_sha256, \
              tpm_manufacturer, enrolled_at) VALUES (decode('{host_id}', 'hex'), \
-             decode('000b' || repeat('01', 32), 'hex'), '\\x00', decode('{ek_digest}', 'hex'), '', 1)"
+             decode('000b' || repeat('01', 32), 'hex'), '\\x00', \
+             decode('{ek_digest}', 'hex'), '', 1)"
         ))
     };
     let good = "07".repeat(32);
@@ -344,10 +347,9 @@ fn refuses_to_revoke_a_lineage_past_the_bound_and_writes_nothing() {
 
     for start in [1, max + 1] {
         let err = ledger.revoke(&token(start), "x", 7).unwrap_err();
-        assert!(
-            matches!(err, LedgerError::LineageTooLarge { token_id, .. } if token_id == token(start)),
-            "{err:?}"
-        );
+        let refused = matches!(err, LedgerError::LineageTooLarge { token_id, .. }
+            if token_id == token(start));
+        assert!(refused, "{err:?}");
     }
     assert_eq!(ledger.revocation_seq().unwrap(), 0);
     assert_eq!(

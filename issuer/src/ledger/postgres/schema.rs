@@ -91,6 +91,8 @@ pub(super) fn prepare(tx: &mut Transaction<'_>) -> Step<()> {
         None
     };
 
+    // A later version adds an arm per older version that migrates it, in
+    // this same transaction, and then records the new version.
     match found {
         None => {
             tx.batch_execute(TABLES)?;
