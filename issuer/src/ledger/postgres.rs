@@ -7,25 +7,37 @@
 //! concurrent transaction, reads on one REPEATABLE READ snapshot. A commit
 //! returns only once the server has flushed it to its WAL, and a statement
 //! waits for another session's lock only up to a timeout. All SQL lives in
-//! [`schema`], [`enrolment`], [`licenses`] and [`revocations`]; values come
-//! from the service, already validated, and are bound as parameters, never
-//! spliced into SQL text.
+//! [`schema`], [`enrolment`], [`licenses`], [`revocations`], [`audit`] and
+//! [`retention`]; values come from the service, already validated, and are
+//! bound as parameters, never spliced into SQL text.
 //!
-//! How the invariants hold across processes:
+//! Every write that changes something appends its audit record in the same
+//! transaction. How the invariants hold across processes:
+//! - the audit log stays one log, its indices dense and its subtree hashes
+//!   over the right siblings: every call that may append takes the log's
+//!   lock as its first statement and so runs alone, seeing every entry
+//!   committed before it ([`audit`]);
 //! - revocation versions grow by exactly one per revoking call: revocations
-//!   lock their table first and so run one at a time ([`revocations`]);
-//! - a license is renewed at most once: renewal locks the old license's row,
-//!   and a second renewal then fails to serialize, is retried, and finds
-//!   the license superseded ([`licenses::renew`]);
-//! - a renewal racing a revocation of the same lineage writes the same row,
-//!   so one of them is retried and sees the other's result;
+//!   log, and also lock their table first ([`revocations`]);
+//! - a license is renewed at most once: renewals log, so a second renewal
+//!   runs after the first and finds the license superseded; its row lock
+//!   would also make the second fail to serialize ([`licenses::renew`]);
+//! - a renewal racing a revocation of the same lineage runs before or after
+//!   it, never beside it;
 //! - token ids and chip ids are unique keys, and a racing insert is retried
 //!   into the ledger's own error ([`txn`]).
 //!
+//! Limitation: holding the log's lock from the first statement makes every
+//! logging write, from every process, run one at a time, each waiting for
+//! the one before to flush its commit. Batching issuance through
+//! `insert_licenses` (one commit for many licenses) is what keeps
+//! throughput up; reads never wait for the lock.
+//!
 //! A new ledger method puts its SQL in one of these modules as a function
 //! of `&mut Transaction` returning [`txn::Step`], and calls it through
-//! `write` or `read`, which bring the isolation and the retries. New tables
-//! go into [`schema`] with a new version and a migration step.
+//! `log` (when it may append to the audit log), `write` or `read`, which
+//! bring the isolation, the log's lock and the retries. New tables go into
+//! [`schema`] with a new version and a migration step.
 //!
 //! The driver is synchronous and runs a private tokio runtime inside each
 //! connection. Call the ledger from a blocking thread (`spawn_blocking`),
@@ -35,9 +47,11 @@
 //! Text columns cannot hold U+0000, which SQLite stores: such a value fails
 //! with [`LedgerError::Backend`] (see [`licenses`]).
 
+mod audit;
 mod enrolment;
 mod licenses;
 mod pool;
+mod retention;
 mod revocations;
 mod schema;
 mod txn;
@@ -128,7 +142,13 @@ impl PostgresLedger {
         Ok(ledger)
     }
 
-    /// Runs a call that writes.
+    /// Runs a call that may append to the audit log: it holds the log's
+    /// lock from its first statement to its commit.
+    fn log<T>(&self, body: impl FnMut(&mut Transaction<'_>) -> Step<T>) -> Result<T, LedgerError> {
+        self.run(Mode::Log, body)
+    }
+
+    /// Runs a call that writes but never logs.
     fn write<T>(
         &self,
         body: impl FnMut(&mut Transaction<'_>) -> Step<T>,
@@ -151,11 +171,14 @@ impl PostgresLedger {
 }
 
 impl Ledger for PostgresLedger {
-    // Limitation: schema version 1 has no audit log, so every call that
-    // must append to it is refused instead of writing unlogged changes.
-
-    fn enrol_chip(&self, _chip: &ChipRecord, _audit: &AuditRecord) -> Result<bool, LedgerError> {
-        Err(no_audit_log())
+    fn enrol_chip(&self, chip: &ChipRecord, record: &AuditRecord) -> Result<bool, LedgerError> {
+        self.log(|tx| {
+            let new = enrolment::enrol_chip(tx, chip)?;
+            if new {
+                audit::append(tx, record)?;
+            }
+            Ok(new)
+        })
     }
 
     fn chip(&self, chip_id: &ChipId) -> Result<Option<ChipRecord>, LedgerError> {
@@ -164,17 +187,20 @@ impl Ledger for PostgresLedger {
 
     fn insert_license(
         &self,
-        _license: &LicenseRecord,
-        _audit: &AuditRecord,
+        license: &LicenseRecord,
+        record: &AuditRecord,
     ) -> Result<u64, LedgerError> {
-        Err(no_audit_log())
+        self.log(|tx| {
+            licenses::insert(tx, license)?;
+            audit::append(tx, record)
+        })
     }
 
     fn insert_licenses(
         &self,
-        _batch: &[(LicenseRecord, AuditRecord)],
+        batch: &[(LicenseRecord, AuditRecord)],
     ) -> Result<Vec<Result<u64, LedgerError>>, LedgerError> {
-        Err(no_audit_log())
+        self.log(|tx| licenses::insert_batch(tx, batch))
     }
 
     fn license(&self, token_id: &TokenId) -> Result<Option<LicenseRecord>, LedgerError> {
@@ -191,21 +217,30 @@ impl Ledger for PostgresLedger {
 
     fn renew(
         &self,
-        _old: &TokenId,
-        _new: &LicenseRecord,
-        _audit: &AuditRecord,
+        old: &TokenId,
+        new: &LicenseRecord,
+        record: &AuditRecord,
     ) -> Result<u64, LedgerError> {
-        Err(no_audit_log())
+        self.log(|tx| {
+            licenses::renew(tx, old, new)?;
+            audit::append(tx, record)
+        })
     }
 
     fn revoke(
         &self,
-        _token_id: &TokenId,
-        _reason: &str,
-        _at: i64,
-        _audit: &AuditRecord,
+        token_id: &TokenId,
+        reason: &str,
+        at: i64,
+        record: &AuditRecord,
     ) -> Result<Revocation, LedgerError> {
-        Err(no_audit_log())
+        self.log(|tx| {
+            let done = revocations::revoke(tx, token_id, reason, at)?;
+            if done.newly_revoked > 0 {
+                audit::append(tx, record)?;
+            }
+            Ok(done)
+        })
     }
 
     fn revocation_seq(&self) -> Result<u64, LedgerError> {
@@ -216,98 +251,114 @@ impl Ledger for PostgresLedger {
         self.read(revocations::list)
     }
 
-    fn enrol_host(&self, _host: &HostRecord, _audit: &AuditRecord) -> Result<bool, LedgerError> {
-        Err(no_audit_log())
+    fn enrol_host(&self, host: &HostRecord, record: &AuditRecord) -> Result<bool, LedgerError> {
+        self.log(|tx| {
+            let new = enrolment::enrol_host(tx, host)?;
+            if new {
+                audit::append(tx, record)?;
+            }
+            Ok(new)
+        })
     }
 
     fn host_keys(&self, host_id: &HostId) -> Result<Vec<HostRecord>, LedgerError> {
         self.read(|tx| enrolment::host_keys(tx, host_id))
     }
 
-    fn append_audit(&self, _records: &[AuditRecord]) -> Result<u64, LedgerError> {
-        Err(no_audit_log())
+    fn append_audit(&self, records: &[AuditRecord]) -> Result<u64, LedgerError> {
+        self.log(|tx| {
+            let first = audit::size(tx)?;
+            for r in records {
+                audit::append(tx, r)?;
+            }
+            Ok(first)
+        })
     }
 
     fn record_result(
         &self,
-        _result: &ResultRecord,
-        _audit: &AuditRecord,
+        result: &ResultRecord,
+        record: &AuditRecord,
     ) -> Result<u64, LedgerError> {
-        Err(no_audit_log())
+        self.log(|tx| {
+            audit::insert_result(tx, result)?;
+            audit::append(tx, record)
+        })
     }
 
     fn results(
         &self,
-        _select: &AuditSelection,
-        _limit: usize,
+        select: &AuditSelection,
+        limit: usize,
     ) -> Result<Vec<ResultRecord>, LedgerError> {
-        Err(no_audit_log())
+        self.read(|tx| audit::results(tx, select, limit))
     }
 
     fn audit_size(&self) -> Result<u64, LedgerError> {
-        Err(no_audit_log())
+        self.read(audit::size)
     }
 
-    fn audit_entries(&self, _from: u64, _limit: usize) -> Result<Vec<Vec<u8>>, LedgerError> {
-        Err(no_audit_log())
+    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, LedgerError> {
+        self.read(|tx| audit::entries(tx, from, limit))
     }
 
     fn audit_select(
         &self,
-        _select: &AuditSelection,
-        _limit: usize,
+        select: &AuditSelection,
+        limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
-        Err(no_audit_log())
+        self.read(|tx| audit::select(tx, select, limit))
     }
 
-    fn audit_node(&self, _level: u32, _index: u64) -> Result<[u8; 32], LedgerError> {
-        Err(no_audit_log())
+    fn audit_node(&self, level: u32, index: u64) -> Result<[u8; 32], LedgerError> {
+        self.read(|tx| audit::node(tx, level, index))
     }
 
-    fn artefact(&self, _sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, LedgerError> {
-        Err(no_audit_log())
+    fn artefact(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.read(|tx| audit::artefact(tx, sha256))
     }
 
-    fn store_tree_head(&self, _head: &StoredTreeHead) -> Result<(), LedgerError> {
-        Err(no_audit_log())
+    fn store_tree_head(&self, head: &StoredTreeHead) -> Result<(), LedgerError> {
+        self.write(|tx| audit::store_head(tx, head))
     }
 
-    fn tree_heads(
-        &self,
-        _from_size: u64,
-        _limit: usize,
-    ) -> Result<Vec<StoredTreeHead>, LedgerError> {
-        Err(no_audit_log())
+    fn tree_heads(&self, from_size: u64, limit: usize) -> Result<Vec<StoredTreeHead>, LedgerError> {
+        self.read(|tx| audit::heads(tx, from_size, limit))
     }
 
-    fn place_hold(&self, _hold: &LegalHold, _audit: &AuditRecord) -> Result<i64, LedgerError> {
-        Err(no_audit_log())
+    fn place_hold(&self, hold: &LegalHold, record: &AuditRecord) -> Result<i64, LedgerError> {
+        self.log(|tx| {
+            let id = retention::place_hold(tx, hold)?;
+            audit::append(tx, record)?;
+            Ok(id)
+        })
     }
 
-    fn lift_hold(&self, _id: i64, _at: i64, _audit: &AuditRecord) -> Result<(), LedgerError> {
-        Err(no_audit_log())
+    fn lift_hold(&self, id: i64, at: i64, record: &AuditRecord) -> Result<(), LedgerError> {
+        self.log(|tx| {
+            if !retention::lift_hold(tx, id, at)? {
+                return Err(LedgerError::NoSuchHold { id }.into());
+            }
+            audit::append(tx, record)?;
+            Ok(())
+        })
     }
 
     fn holds(&self) -> Result<Vec<LegalHold>, LedgerError> {
-        Err(no_audit_log())
+        self.read(retention::holds)
     }
 
     fn purge_lineage(
         &self,
-        _token_id: &TokenId,
-        _now: i64,
-        _retention_secs: i64,
-        _audit: &AuditRecord,
+        token_id: &TokenId,
+        now: i64,
+        retention_secs: i64,
+        record: &AuditRecord,
     ) -> Result<usize, LedgerError> {
-        Err(no_audit_log())
+        self.log(|tx| {
+            let purged = retention::purge_lineage(tx, token_id, now, retention_secs)?;
+            audit::append(tx, record)?;
+            Ok(purged)
+        })
     }
-}
-
-/// Schema version 1 keeps no audit log.
-#[derive(Debug, thiserror::Error)]
-#[error("the postgres ledger has no audit log yet")]
-struct NoAuditLog;
-
-fn no_audit_log() -> LedgerError {
-    LedgerError::Backend(Box::new(NoAuditLog))
 }

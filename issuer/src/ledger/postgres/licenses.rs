@@ -11,16 +11,17 @@ use chipward_proto::license::SiteClaim;
 use chipward_proto::{ChipId, TokenId};
 use postgres::{Row, Transaction};
 
-use super::txn::Step;
+use super::audit;
+use super::txn::{Failure, Step};
 use crate::ledger::{
-    LedgerError, LicenseFilter, LicenseRecord, LicenseState, MAX_LINEAGE, chip_id_from,
-    token_id_from,
+    AuditRecord, LedgerError, LicenseFilter, LicenseRecord, LicenseState, MAX_LINEAGE,
+    chip_id_from, token_id_from,
 };
 
 /// The columns [`read`] expects, in its order.
 pub(super) const COLUMNS: &str = "token_id, chip_id, tenant, site_id, site_latitude, \
     site_longitude, site_radius_km, issued_at, not_before, expires_at, state, token, \
-    renewed_from, entitlements, eccn";
+    renewed_from, entitlements, eccn, term_started_at";
 
 /// Stores a new license; its chip must be enrolled and its token id free.
 pub(super) fn insert(tx: &mut Transaction<'_>, l: &LicenseRecord) -> Step<()> {
@@ -52,7 +53,7 @@ pub(super) fn insert(tx: &mut Transaction<'_>, l: &LicenseRecord) -> Step<()> {
     tx.execute(
         &format!(
             "INSERT INTO {INSERT_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12, $13, $14, $15, \
+             $11, $12, $13, $14, $15, $16, \
              coalesce((SELECT p.lineage_root FROM licenses p WHERE p.token_id = $13), $1))"
         ),
         &[
@@ -71,14 +72,45 @@ pub(super) fn insert(tx: &mut Transaction<'_>, l: &LicenseRecord) -> Step<()> {
             &renewed_from,
             &l.entitlements,
             &l.eccn,
+            &l.term_started_at,
         ],
     )?;
     Ok(())
 }
 
+/// Stores a batch of new licenses, each with its audit record, in the
+/// caller's transaction, which holds the audit log's lock. Each license
+/// runs in a savepoint: one refused for an unknown chip or a taken token id
+/// is rolled back alone and reported in its place; any other failure fails
+/// the whole batch, which then stores nothing.
+pub(super) fn insert_batch(
+    tx: &mut Transaction<'_>,
+    batch: &[(LicenseRecord, AuditRecord)],
+) -> Step<Vec<Result<u64, LedgerError>>> {
+    let mut out = Vec::with_capacity(batch.len());
+    for (license, record) in batch {
+        let mut item = tx.transaction()?;
+        let done = insert(&mut item, license).and_then(|()| audit::append(&mut item, record));
+        match done {
+            Ok(index) => {
+                item.commit()?;
+                out.push(Ok(index));
+            }
+            Err(Failure::Ledger(
+                e @ (LedgerError::UnknownChip { .. } | LedgerError::DuplicateToken { .. }),
+            )) => {
+                item.rollback()?;
+                out.push(Err(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 const INSERT_COLUMNS: &str = "licenses (token_id, chip_id, tenant, site_id, site_latitude, \
     site_longitude, site_radius_km, issued_at, not_before, expires_at, state, token, \
-    renewed_from, entitlements, eccn, lineage_root)";
+    renewed_from, entitlements, eccn, term_started_at, lineage_root)";
 
 /// The license with this token id, if any.
 pub(super) fn license(tx: &mut Transaction<'_>, token_id: &TokenId) -> Step<Option<LicenseRecord>> {
@@ -108,9 +140,10 @@ pub(super) fn list(
 /// Marks `old` superseded and stores `new`, when `old` is active and its
 /// lineage has room.
 ///
-/// `FOR UPDATE` makes a second renewal of the same license wait for the
-/// first; when the first commits, the second fails to serialize, is tried
-/// again, and then finds `old` superseded.
+/// Renewals log, so they hold the audit log's lock and run one at a time:
+/// a second renewal of the same license finds it superseded. `FOR UPDATE`
+/// keeps that true without the lock too: the second would wait for the
+/// first, fail to serialize, be tried again and then find `old` superseded.
 pub(super) fn renew(tx: &mut Transaction<'_>, old: &TokenId, new: &LicenseRecord) -> Step<()> {
     let row = tx.query_opt(
         "SELECT state, lineage_root FROM licenses WHERE token_id = $1 FOR UPDATE",
@@ -183,9 +216,7 @@ fn read(r: &Row) -> Step<LicenseRecord> {
         renewed_from: renewed_from.as_deref().map(token_id_from).transpose()?,
         entitlements,
         eccn: r.try_get(14)?,
-        // Schema version 1 keeps no term start: each license's term is
-        // taken to begin at its own issue, as SQLite migrates older rows.
-        term_started_at: r.try_get(7)?,
+        term_started_at: r.try_get(15)?,
     })
 }
 

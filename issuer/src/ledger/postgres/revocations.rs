@@ -1,13 +1,15 @@
 //! The SQL for the revocation list: revoking a lineage under one new list
 //! version, and reading the list.
 //!
-//! A revocation takes `revocations` in EXCLUSIVE mode as its first
-//! statement. Revocations, from any process, therefore run one at a time,
+//! A revocation logs, so it runs after the audit log's lock, and then takes
+//! `revocations` in EXCLUSIVE mode, both before its first query (see
+//! `txn`). Revocations, from any process, therefore run one at a time,
 //! each seeing every version committed before it, so the sequence grows by
 //! exactly one per call that revokes anything, without gaps or repeats.
-//! Readers are not blocked. Renewals racing a revocation of the same
-//! lineage both write the renewed license's row, so SERIALIZABLE aborts
-//! one of them, which is then tried again.
+//! Readers are not blocked. The table lock keeps this true on its own, and
+//! renewals racing a revocation of the same lineage both write the renewed
+//! license's row, so SERIALIZABLE would abort one of them even without the
+//! log's lock.
 
 use chipward_proto::TokenId;
 use chipward_proto::revocation::RevokedLicense;

@@ -12,22 +12,31 @@
 //! A body that wants a table lock must take it as its first statement: a
 //! SERIALIZABLE transaction's snapshot is taken at its first query, and a
 //! lock taken before that means the snapshot already sees whatever the
-//! previous holder committed.
+//! previous holder committed. Calls that may append to the audit log run
+//! in [`Mode::Log`], where [`run`] itself takes the log's lock before
+//! anything else, so that the body's snapshot already holds every entry
+//! committed before it (see `audit`).
 
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{Client, IsolationLevel, Transaction};
+use thiserror::Error;
 
+use super::audit;
 use super::pool::Pool;
 use crate::ledger::LedgerError;
 
 /// How a call's transaction runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Mode {
-    /// SERIALIZABLE, read-write: every call that writes.
+    /// SERIALIZABLE, read-write: a call that writes but never logs.
     Write,
+    /// SERIALIZABLE, read-write, holding the audit log's lock from the
+    /// first statement on: every call that may append to the log. Such
+    /// calls run one at a time across every process sharing the database.
+    Log,
     /// REPEATABLE READ, read-only: every read of the call sees one
     /// snapshot. Never fails to serialize.
     Read,
@@ -38,11 +47,13 @@ pub(super) enum Mode {
 }
 
 /// Why a transaction body stopped.
-#[derive(Debug)]
+#[derive(Debug, Error)]
 pub(super) enum Failure {
     /// PostgreSQL refused or failed; [`run`] decides whether to retry.
+    #[error(transparent)]
     Db(postgres::Error),
     /// A ledger rule refused the call; returned as it is.
+    #[error(transparent)]
     Ledger(LedgerError),
 }
 
@@ -116,13 +127,16 @@ fn once<T>(
 ) -> Result<T, Attempt> {
     let builder = client.build_transaction();
     let builder = match mode {
-        Mode::Write => builder.isolation_level(IsolationLevel::Serializable),
+        Mode::Write | Mode::Log => builder.isolation_level(IsolationLevel::Serializable),
         Mode::Read => builder
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true),
         Mode::Schema => builder.isolation_level(IsolationLevel::ReadCommitted),
     };
     let mut tx = builder.start().map_err(Attempt::NotBegun)?;
+    if mode == Mode::Log {
+        audit::lock(&mut tx).map_err(Attempt::Failed)?;
+    }
 
     // Limitation: bodies pass SQL text, which the driver prepares anew on
     // every call: one round trip per statement more than a statement cache
