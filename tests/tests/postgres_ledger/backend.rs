@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use chipward_issuer::ledger::conformance::{chip, host_key, license};
+use chipward_issuer::ledger::conformance::{chip, host_key, license, note};
 use chipward_issuer::ledger::{
     Ledger, LedgerError, LicenseFilter, LicenseState, MAX_LINEAGE, PostgresLedger, PostgresOptions,
     PostgresUrl, Revocation,
@@ -25,11 +25,17 @@ fn data_survives_reconnecting() {
     let db = postgres::database();
     {
         let ledger = connect(&db);
-        ledger.enrol_chip(&chip(1)).unwrap();
-        ledger.insert_license(&license(10, 1, "acme", 5)).unwrap();
-        ledger.insert_license(&license(11, 1, "acme", 6)).unwrap();
-        ledger.revoke(&TokenId([10; 16]), "stolen", 7).unwrap();
-        ledger.enrol_host(&host_key(4, 1, 8)).unwrap();
+        ledger.enrol_chip(&chip(1), &note()).unwrap();
+        ledger
+            .insert_license(&license(10, 1, "acme", 5), &note())
+            .unwrap();
+        ledger
+            .insert_license(&license(11, 1, "acme", 6), &note())
+            .unwrap();
+        ledger
+            .revoke(&TokenId([10; 16]), "stolen", 7, &note())
+            .unwrap();
+        ledger.enrol_host(&host_key(4, 1, 8), &note()).unwrap();
     }
 
     let ledger = connect(&db);
@@ -40,7 +46,10 @@ fn data_survives_reconnecting() {
         Some(license(11, 1, "acme", 6))
     );
     assert_eq!(
-        ledger.revoke(&TokenId([11; 16]), "ended", 8).unwrap().seq,
+        ledger
+            .revoke(&TokenId([11; 16]), "ended", 8, &note())
+            .unwrap()
+            .seq,
         2
     );
     assert_eq!(
@@ -56,15 +65,15 @@ fn data_survives_reconnecting() {
 fn refuses_a_database_from_a_newer_schema() {
     let (db, ledger) = fresh();
     drop(ledger);
-    db.execute("INSERT INTO schema_version (version) VALUES (2)");
+    db.execute("INSERT INTO schema_version (version) VALUES (3)");
     let url: PostgresUrl = db.url().parse().unwrap();
     let err = PostgresLedger::connect(&url).err().unwrap();
     assert!(
         matches!(
             err,
             LedgerError::SchemaVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             }
         ),
         "{err:?}"
@@ -122,7 +131,7 @@ fn calls_fail_as_unavailable_once_the_server_is_gone() {
     let server = postgres::start();
     let db = server.database();
     let ledger = connect(&db);
-    ledger.enrol_chip(&chip(1)).unwrap();
+    ledger.enrol_chip(&chip(1), &note()).unwrap();
     // The database goes with its server.
     std::mem::forget(db);
     drop(server);
@@ -133,7 +142,7 @@ fn calls_fail_as_unavailable_once_the_server_is_gone() {
             matches!(err, LedgerError::Unavailable(_)),
             "{call}: {err:?}"
         );
-        let err = ledger.enrol_chip(&chip(2)).unwrap_err();
+        let err = ledger.enrol_chip(&chip(2), &note()).unwrap_err();
         assert!(
             matches!(err, LedgerError::Unavailable(_)),
             "{call}: {err:?}"
@@ -144,7 +153,7 @@ fn calls_fail_as_unavailable_once_the_server_is_gone() {
 #[test]
 fn a_connection_that_died_while_idle_is_replaced() {
     let (db, ledger) = fresh();
-    ledger.enrol_chip(&chip(1)).unwrap();
+    ledger.enrol_chip(&chip(1), &note()).unwrap();
     // Waits (up to 10 s) until each backend has gone, not just been told.
     let killed = db.query_i64(
         "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) \
@@ -156,7 +165,7 @@ fn a_connection_that_died_while_idle_is_replaced() {
     // Reads and writes both go through: the dead connection is dropped
     // before anything was sent on it.
     assert_eq!(ledger.chip(&ChipId([1; 32])).unwrap(), Some(chip(1)));
-    assert!(ledger.enrol_chip(&chip(2)).unwrap());
+    assert!(ledger.enrol_chip(&chip(2), &note()).unwrap());
 }
 
 #[test]
@@ -167,8 +176,10 @@ fn a_lock_held_too_long_elsewhere_makes_writes_unavailable() {
         ..PostgresOptions::default()
     };
     let ledger = connect_with(&db, &options);
-    ledger.enrol_chip(&chip(1)).unwrap();
-    ledger.insert_license(&license(10, 1, "acme", 5)).unwrap();
+    ledger.enrol_chip(&chip(1), &note()).unwrap();
+    ledger
+        .insert_license(&license(10, 1, "acme", 5), &note())
+        .unwrap();
 
     // Another session holds the lock every revocation takes first.
     let mut other = ::postgres::Client::connect(&db.url(), ::postgres::NoTls).unwrap();
@@ -176,7 +187,9 @@ fn a_lock_held_too_long_elsewhere_makes_writes_unavailable() {
     held.batch_execute("LOCK TABLE revocations IN EXCLUSIVE MODE")
         .unwrap();
     let started = Instant::now();
-    let err = ledger.revoke(&TokenId([10; 16]), "x", 6).unwrap_err();
+    let err = ledger
+        .revoke(&TokenId([10; 16]), "x", 6, &note())
+        .unwrap_err();
     assert!(matches!(err, LedgerError::Unavailable(_)), "{err:?}");
     assert!(started.elapsed() >= Duration::from_millis(300));
     // Readers do not wait for it.
@@ -184,15 +197,21 @@ fn a_lock_held_too_long_elsewhere_makes_writes_unavailable() {
     assert_eq!(state_of(&ledger, TokenId([10; 16])), LicenseState::Active);
 
     held.rollback().unwrap();
-    assert_eq!(ledger.revoke(&TokenId([10; 16]), "x", 6).unwrap().seq, 1);
+    assert_eq!(
+        ledger
+            .revoke(&TokenId([10; 16]), "x", 6, &note())
+            .unwrap()
+            .seq,
+        1
+    );
 }
 
 #[test]
 fn unreadable_stored_values_are_reported_as_corrupt() {
     let (db, ledger) = fresh();
-    ledger.enrol_chip(&chip(1)).unwrap();
+    ledger.enrol_chip(&chip(1), &note()).unwrap();
     let stored = license(2, 1, "acme", 1);
-    ledger.insert_license(&stored).unwrap();
+    ledger.insert_license(&stored, &note()).unwrap();
 
     db.execute("UPDATE licenses SET entitlements = ARRAY['a', NULL]");
     let err = ledger.license(&stored.token_id).unwrap_err();
@@ -222,11 +241,11 @@ fn unreadable_stored_values_are_reported_as_corrupt() {
 #[test]
 fn other_database_failures_are_backend_errors() {
     let (db, ledger) = fresh();
-    ledger.enrol_chip(&chip(1)).unwrap();
+    ledger.enrol_chip(&chip(1), &note()).unwrap();
 
     // PostgreSQL text cannot hold U+0000: refused, not a panic.
     let err = ledger
-        .insert_license(&license(3, 1, "ac\0me", 1))
+        .insert_license(&license(3, 1, "ac\0me", 1), &note())
         .unwrap_err();
     assert!(matches!(err, LedgerError::Backend(_)), "{err:?}");
     assert_eq!(ledger.license(&TokenId([3; 16])).unwrap(), None);
@@ -297,14 +316,14 @@ fn numbered(n: u32, renewed_from: Option<u32>) -> chipward_issuer::ledger::Licen
 fn lineages_stop_growing_at_the_bound_and_revoke_up_to_it() {
     let max = u32::try_from(MAX_LINEAGE).unwrap();
     let (db, ledger) = fresh();
-    ledger.enrol_chip(&chip(1)).unwrap();
+    ledger.enrol_chip(&chip(1), &note()).unwrap();
     long_chain(&db, max);
     assert_eq!(state_of(&ledger, token(max)), LicenseState::Active);
     assert_eq!(state_of(&ledger, token(1)), LicenseState::Superseded);
 
     // Renewing the newest would make the lineage one too large.
     let err = ledger
-        .renew(&token(max), &numbered(max + 1, Some(max)))
+        .renew(&token(max), &numbered(max + 1, Some(max)), &note())
         .unwrap_err();
     assert!(
         matches!(err, LedgerError::LineageTooLarge { token_id, max: m }
@@ -315,7 +334,9 @@ fn lineages_stop_growing_at_the_bound_and_revoke_up_to_it() {
     assert_eq!(state_of(&ledger, token(max)), LicenseState::Active);
 
     // At the bound, the whole lineage is still revoked in one version.
-    let done = ledger.revoke(&token(max / 2), "stolen", 7).unwrap();
+    let done = ledger
+        .revoke(&token(max / 2), "stolen", 7, &note())
+        .unwrap();
     assert_eq!(
         done,
         Revocation {
@@ -338,15 +359,15 @@ fn lineages_stop_growing_at_the_bound_and_revoke_up_to_it() {
 fn refuses_to_revoke_a_lineage_past_the_bound_and_writes_nothing() {
     let max = u32::try_from(MAX_LINEAGE).unwrap();
     let (db, ledger) = fresh();
-    ledger.enrol_chip(&chip(1)).unwrap();
+    ledger.enrol_chip(&chip(1), &note()).unwrap();
     long_chain(&db, max);
     // Only a record stored outside renewal can push a lineage past it.
     ledger
-        .insert_license(&numbered(max + 1, Some(max)))
+        .insert_license(&numbered(max + 1, Some(max)), &note())
         .unwrap();
 
     for start in [1, max + 1] {
-        let err = ledger.revoke(&token(start), "x", 7).unwrap_err();
+        let err = ledger.revoke(&token(start), "x", 7, &note()).unwrap_err();
         let refused = matches!(err, LedgerError::LineageTooLarge { token_id, .. }
             if token_id == token(start));
         assert!(refused, "{err:?}");
@@ -361,9 +382,11 @@ fn refuses_to_revoke_a_lineage_past_the_bound_and_writes_nothing() {
 #[test]
 fn revoking_completes_a_lineage_revoked_only_in_part() {
     let (db, ledger) = fresh();
-    ledger.enrol_chip(&chip(1)).unwrap();
-    ledger.insert_license(&numbered(1, None)).unwrap();
-    ledger.renew(&token(1), &numbered(2, Some(1))).unwrap();
+    ledger.enrol_chip(&chip(1), &note()).unwrap();
+    ledger.insert_license(&numbered(1, None), &note()).unwrap();
+    ledger
+        .renew(&token(1), &numbered(2, Some(1)), &note())
+        .unwrap();
     // A lineage whose older member alone is on the list, at version 1.
     db.execute(&format!(
         "UPDATE licenses SET state = 'revoked' WHERE token_id = '\\x{t}';
@@ -372,7 +395,7 @@ fn revoking_completes_a_lineage_revoked_only_in_part() {
         t = token(1).to_hex()
     ));
 
-    let done = ledger.revoke(&token(1), "again", 100).unwrap();
+    let done = ledger.revoke(&token(1), "again", 100, &note()).unwrap();
     assert_eq!(
         done,
         Revocation {
@@ -398,7 +421,7 @@ fn revoking_completes_a_lineage_revoked_only_in_part() {
             ),
         ]
     );
-    assert_eq!(ledger.revoke(&token(2), "", 101).unwrap().seq, 2);
+    assert_eq!(ledger.revoke(&token(2), "", 101, &note()).unwrap().seq, 2);
 }
 
 /// A trigger on `host_keys` that counts every attempt to insert (sequences
@@ -423,7 +446,7 @@ fn flaky_host_keys(db: &postgres::Database<'_>, failures: i64) {
 fn conflicts_are_retried_until_one_attempt_commits() {
     let (db, ledger) = fresh();
     flaky_host_keys(&db, 4);
-    assert!(ledger.enrol_host(&host_key(1, 1, 10)).unwrap());
+    assert!(ledger.enrol_host(&host_key(1, 1, 10), &note()).unwrap());
     assert_eq!(db.query_i64("SELECT last_value FROM attempts"), 5);
     assert_eq!(
         ledger
@@ -442,7 +465,7 @@ fn conflicts_that_outlast_every_attempt_are_unavailable() {
     };
     let ledger = connect_with(&db, &options);
     flaky_host_keys(&db, 1_000);
-    let err = ledger.enrol_host(&host_key(1, 1, 10)).unwrap_err();
+    let err = ledger.enrol_host(&host_key(1, 1, 10), &note()).unwrap_err();
     assert!(matches!(err, LedgerError::Unavailable(_)), "{err:?}");
     assert_eq!(db.query_i64("SELECT last_value FROM attempts"), 3);
     assert_eq!(db.query_i64("SELECT count(*) FROM host_keys"), 0);
@@ -467,7 +490,7 @@ fn commits_wait_for_the_flush_even_where_the_database_says_otherwise() {
          CREATE TRIGGER record_setting BEFORE INSERT ON chips
              FOR EACH ROW EXECUTE FUNCTION record_setting();",
     );
-    ledger.enrol_chip(&chip(1)).unwrap();
+    ledger.enrol_chip(&chip(1), &note()).unwrap();
     assert_eq!(
         db.query_i64("SELECT count(*) FROM seen WHERE setting = 'on'"),
         1

@@ -7,7 +7,7 @@
 
 use std::sync::Barrier;
 
-use chipward_issuer::ledger::conformance::{chip, host_key, license};
+use chipward_issuer::ledger::conformance::{chip, host_key, license, note};
 use chipward_issuer::ledger::{
     ChipRecord, Ledger, LedgerError, LicenseFilter, LicenseRecord, LicenseState, PostgresLedger,
     Revocation,
@@ -69,19 +69,21 @@ fn licensed(token_id: TokenId, tenant: &str, renewed_from: Option<TokenId>) -> L
 fn revocation_versions_grow_by_one_per_revoking_call_across_two_issuers() {
     let (db, ledgers) = two_ledgers();
     let ledger = &ledgers[0];
-    ledger.enrol_chip(&chip(1)).unwrap();
+    ledger.enrol_chip(&chip(1), &note()).unwrap();
     let singles: Vec<TokenId> = (0..64).map(|n| tid(1, n)).collect();
     for &t in &singles {
-        ledger.insert_license(&licensed(t, "acme", None)).unwrap();
+        ledger
+            .insert_license(&licensed(t, "acme", None), &note())
+            .unwrap();
     }
     // One lineage of three, reached through each of its members.
     let lineage = [tid(2, 0), tid(2, 1), tid(2, 2)];
     ledger
-        .insert_license(&licensed(lineage[0], "acme", None))
+        .insert_license(&licensed(lineage[0], "acme", None), &note())
         .unwrap();
     for pair in lineage.windows(2) {
         let next = licensed(pair[1], "acme", Some(pair[0]));
-        ledger.renew(&pair[0], &next).unwrap();
+        ledger.renew(&pair[0], &next, &note()).unwrap();
     }
 
     // Every racer revokes its share of the singles, then the first single
@@ -89,10 +91,10 @@ fn revocation_versions_grow_by_one_per_revoking_call_across_two_issuers() {
     let results = race(&ledgers, |ledger, racer| {
         let mut mine = Vec::new();
         for &t in singles.iter().skip(racer).step_by(2 * THREADS) {
-            mine.push((t, ledger.revoke(&t, "racing", 1).unwrap()));
+            mine.push((t, ledger.revoke(&t, "racing", 1, &note()).unwrap()));
         }
         for t in [singles[0], lineage[racer % 3]] {
-            mine.push((t, ledger.revoke(&t, "contended", 2).unwrap()));
+            mine.push((t, ledger.revoke(&t, "contended", 2, &note()).unwrap()));
         }
         mine
     });
@@ -151,11 +153,11 @@ fn version_of(calls: &[(TokenId, Revocation)], tokens: &[TokenId]) -> u64 {
 #[test]
 fn a_license_is_renewed_once_when_two_issuers_race_to_renew_it() {
     let (_db, ledgers) = two_ledgers();
-    ledgers[0].enrol_chip(&chip(1)).unwrap();
+    ledgers[0].enrol_chip(&chip(1), &note()).unwrap();
     for round in 0..15 {
         let old = tid(3, round);
         ledgers[0]
-            .insert_license(&licensed(old, "acme", None))
+            .insert_license(&licensed(old, "acme", None), &note())
             .unwrap();
 
         let outcomes = race(&ledgers, |ledger, racer| {
@@ -164,7 +166,7 @@ fn a_license_is_renewed_once_when_two_issuers_race_to_renew_it() {
                 "acme",
                 Some(old),
             );
-            ledger.renew(&old, &new)
+            ledger.renew(&old, &new, &note())
         });
 
         let winners: Vec<usize> = (0..outcomes.len())
@@ -213,12 +215,12 @@ fn a_license_is_renewed_once_when_two_issuers_race_to_renew_it() {
 #[test]
 fn token_ids_and_enrolments_are_taken_once_when_two_issuers_race() {
     let (_db, ledgers) = two_ledgers();
-    ledgers[0].enrol_chip(&chip(1)).unwrap();
+    ledgers[0].enrol_chip(&chip(1), &note()).unwrap();
     for round in 0..15 {
         // The same token id, each racer for another tenant.
         let token = tid(5, round);
         let outcomes = race(&ledgers, |ledger, racer| {
-            ledger.insert_license(&licensed(token, &format!("tenant-{racer}"), None))
+            ledger.insert_license(&licensed(token, &format!("tenant-{racer}"), None), &note())
         });
         let winners: Vec<usize> = (0..outcomes.len())
             .filter(|&r| outcomes[r].is_ok())
@@ -238,7 +240,7 @@ fn token_ids_and_enrolments_are_taken_once_when_two_issuers_race() {
         let outcomes = race(&ledgers, |ledger, racer| {
             let mut record = chip(id);
             record.identity_cert.push(u8::try_from(racer % 2).unwrap());
-            ledger.enrol_chip(&record)
+            ledger.enrol_chip(&record, &note())
         });
         let stored: ChipRecord = ledgers[0].chip(&ChipId([id; 32])).unwrap().unwrap();
         let kept = usize::from(*stored.identity_cert.last().unwrap());
@@ -253,7 +255,9 @@ fn token_ids_and_enrolments_are_taken_once_when_two_issuers_race() {
         assert_eq!(inserted, 1, "round {round}: {outcomes:?}");
 
         // One host key, recorded once.
-        let outcomes = race(&ledgers, |ledger, _| ledger.enrol_host(&host_key(id, 1, 5)));
+        let outcomes = race(&ledgers, |ledger, _| {
+            ledger.enrol_host(&host_key(id, 1, 5), &note())
+        });
         let recorded = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
         assert_eq!(recorded, 1, "round {round}: {outcomes:?}");
         assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
@@ -264,26 +268,26 @@ fn token_ids_and_enrolments_are_taken_once_when_two_issuers_race() {
 #[derive(Debug)]
 enum Move {
     Revoked(Result<Revocation, LedgerError>),
-    Renewed(Result<(), LedgerError>),
+    Renewed(Result<u64, LedgerError>),
 }
 
 #[test]
 fn a_renewal_racing_a_revocation_never_leaves_the_lineage_half_revoked() {
     let (_db, ledgers) = two_ledgers();
-    ledgers[0].enrol_chip(&chip(1)).unwrap();
+    ledgers[0].enrol_chip(&chip(1), &note()).unwrap();
     for round in 0..15 {
         let old = tid(6, round);
         ledgers[0]
-            .insert_license(&licensed(old, "acme", None))
+            .insert_license(&licensed(old, "acme", None), &note())
             .unwrap();
 
         // Even racers revoke, odd ones renew, each into its own token.
         let moves = race(&ledgers, |ledger, racer| {
             if racer % 2 == 0 {
-                Move::Revoked(ledger.revoke(&old, "stolen", 9))
+                Move::Revoked(ledger.revoke(&old, "stolen", 9, &note()))
             } else {
                 let new_id = tid(7 + u8::try_from(racer).unwrap(), round);
-                Move::Renewed(ledger.renew(&old, &licensed(new_id, "acme", Some(old))))
+                Move::Renewed(ledger.renew(&old, &licensed(new_id, "acme", Some(old)), &note()))
             }
         });
         let mut revocations = Vec::new();
@@ -291,7 +295,7 @@ fn a_renewal_racing_a_revocation_never_leaves_the_lineage_half_revoked() {
         for m in &moves {
             match m {
                 Move::Revoked(r) => revocations.push(*r.as_ref().unwrap()),
-                Move::Renewed(Ok(())) => renewed += 1,
+                Move::Renewed(Ok(_)) => renewed += 1,
                 Move::Renewed(Err(e)) => assert!(
                     matches!(e, LedgerError::NotActive { .. }),
                     "round {round}: {e:?}"
@@ -339,5 +343,5 @@ fn issuers_starting_together_create_the_schema_once() {
     }
     assert_eq!(db.query_i64("SELECT count(*) FROM schema_version"), 1);
     let ledger = opened.into_iter().next().unwrap().unwrap();
-    assert!(ledger.enrol_chip(&chip(1)).unwrap());
+    assert!(ledger.enrol_chip(&chip(1), &note()).unwrap());
 }

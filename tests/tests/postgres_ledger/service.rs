@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chipward_certs::keys::{P384Key, spki_sha256};
 use chipward_certs::pki::DevPki;
-use chipward_issuer::ledger::conformance::{chip, license};
+use chipward_issuer::ledger::conformance::{chip, license, note};
 use chipward_issuer::ledger::{Ledger, PostgresLedger, PostgresUrl};
 use chipward_issuer::{IssuerService, IssuerSettings, SystemClock, serve};
 use chipward_proto::grpc::issuer_client::IssuerClient;
@@ -37,16 +37,19 @@ async fn works_from_spawn_blocking_and_drops_inside_async_code() {
         let ledger = Arc::clone(&ledger);
         tokio::task::spawn_blocking(move || call(ledger.as_ref()))
     };
-    blocking(Box::new(|l| assert!(l.enrol_chip(&chip(1)).unwrap())))
-        .await
-        .unwrap();
+    blocking(Box::new(|l| {
+        assert!(l.enrol_chip(&chip(1), &note()).unwrap())
+    }))
+    .await
+    .unwrap();
 
     // 32 calls at once, more than the pool has connections.
     let calls: Vec<_> = (0..32u8)
         .map(|n| {
             blocking(Box::new(move |l| {
-                l.insert_license(&license(n, 1, "acme", 5)).unwrap();
-                l.revoke(&TokenId([n; 16]), "ended", 6).unwrap();
+                l.insert_license(&license(n, 1, "acme", 5), &note())
+                    .unwrap();
+                l.revoke(&TokenId([n; 16]), "ended", 6, &note()).unwrap();
             }))
         })
         .collect();
@@ -124,6 +127,7 @@ fn issue_request(chip_id: &str, tenant: &str) -> IssueLicenseRequest {
         lifetime_seconds: 0,
         entitlements: vec!["fp8".into()],
         eccn: "3A090.a".into(),
+        ..IssueLicenseRequest::default()
     }
 }
 
