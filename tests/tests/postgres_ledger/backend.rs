@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chipward_issuer::ledger::conformance::{chip, host_key, license, note};
 use chipward_issuer::ledger::{
     Ledger, LedgerError, LicenseFilter, LicenseState, MAX_LINEAGE, PostgresLedger, PostgresOptions,
-    PostgresUrl, Revocation,
+    PostgresUrl, Revocation, StoredTreeHead,
 };
 use chipward_proto::{ChipId, TokenId};
 use chipward_tests::postgres;
@@ -204,6 +204,71 @@ fn a_lock_held_too_long_elsewhere_makes_writes_unavailable() {
             .seq,
         1
     );
+}
+
+#[test]
+fn writes_that_log_wait_for_the_log_lock_and_reads_do_not() {
+    let db = postgres::database();
+    let options = PostgresOptions {
+        lock_timeout: Duration::from_millis(300),
+        ..PostgresOptions::default()
+    };
+    let ledger = connect_with(&db, &options);
+    ledger.enrol_chip(&chip(1), &note()).unwrap();
+
+    // Another session holds the lock every logging write takes first.
+    let mut other = ::postgres::Client::connect(&db.url(), ::postgres::NoTls).unwrap();
+    let mut held = other.transaction().unwrap();
+    held.batch_execute("LOCK TABLE audit_head IN EXCLUSIVE MODE")
+        .unwrap();
+    let started = Instant::now();
+    let err = ledger
+        .insert_license(&license(10, 1, "acme", 5), &note())
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::Unavailable(_)), "{err:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let err = ledger.append_audit(&[note()]).unwrap_err();
+    assert!(matches!(err, LedgerError::Unavailable(_)), "{err:?}");
+
+    // Readers, and a write that never logs, go through.
+    assert_eq!(ledger.audit_size().unwrap(), 1);
+    assert_eq!(ledger.audit_entries(0, 10).unwrap().len(), 1);
+    assert_eq!(ledger.license(&TokenId([10; 16])).unwrap(), None);
+    let head = StoredTreeHead {
+        size: 1,
+        root: [1; 32],
+        timestamp: 2,
+        signed: vec![3],
+    };
+    ledger.store_tree_head(&head).unwrap();
+
+    held.rollback().unwrap();
+    assert_eq!(
+        ledger
+            .insert_license(&license(10, 1, "acme", 5), &note())
+            .unwrap(),
+        1
+    );
+}
+
+#[test]
+fn a_batch_item_failing_for_another_reason_fails_the_whole_batch() {
+    let (_db, ledger) = fresh();
+    ledger.enrol_chip(&chip(1), &note()).unwrap();
+    let batch = [
+        (license(10, 1, "acme", 5), note()),
+        // PostgreSQL text cannot hold U+0000: not a refusal of the ledger's.
+        (license(11, 1, "ac\0me", 5), note()),
+        (license(12, 1, "acme", 5), note()),
+    ];
+    let err = ledger.insert_licenses(&batch).unwrap_err();
+    assert!(matches!(err, LedgerError::Backend(_)), "{err:?}");
+    assert_eq!(ledger.license(&TokenId([10; 16])).unwrap(), None);
+    assert_eq!(ledger.audit_size().unwrap(), 1);
+
+    let outcomes = ledger.insert_licenses(&[batch[0].clone(), batch[2].clone()]);
+    let indices: Vec<u64> = outcomes.unwrap().into_iter().map(Result::unwrap).collect();
+    assert_eq!(indices, [1, 2]);
 }
 
 #[test]

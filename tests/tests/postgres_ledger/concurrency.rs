@@ -18,10 +18,10 @@ use chipward_tests::postgres::{self, Database};
 use super::connect;
 
 /// Threads per ledger in every race.
-const THREADS: usize = 4;
+pub(super) const THREADS: usize = 4;
 
 /// A fresh database and two ledgers on it, each with a pool of its own.
-fn two_ledgers() -> (Database<'static>, [PostgresLedger; 2]) {
+pub(super) fn two_ledgers() -> (Database<'static>, [PostgresLedger; 2]) {
     let db = postgres::database();
     let ledgers = [connect(&db), connect(&db)];
     (db, ledgers)
@@ -30,7 +30,7 @@ fn two_ledgers() -> (Database<'static>, [PostgresLedger; 2]) {
 /// Runs `work(ledger, racer)` for racers `0..2 * THREADS`, even racers on
 /// the first ledger and odd ones on the second, all released at once, and
 /// returns the results in racer order.
-fn race<T: Send>(
+pub(super) fn race<T: Send>(
     ledgers: &[PostgresLedger; 2],
     work: impl Fn(&dyn Ledger, usize) -> T + Sync,
 ) -> Vec<T> {

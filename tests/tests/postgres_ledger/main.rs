@@ -5,16 +5,21 @@
 //! - every check of the ledger conformance suite, one test each, named
 //!   after the check, as the SQLite ledger runs them;
 //! - what only this backend shows, with raw SQL where a state cannot be
-//!   reached through the ledger ([`backend`]);
+//!   reached through the ledger ([`backend`]), and the migration of a
+//!   database from before the audit log ([`migration`]);
 //! - two ledgers on one database, as two issuer processes, racing from
-//!   many threads: the invariants still hold ([`concurrency`]);
+//!   many threads: the invariants still hold ([`concurrency`]), and the
+//!   audit log they both append to stays one dense, consistent log
+//!   ([`audit_log`]);
 //! - the issuer service over gRPC, which calls the ledger from
 //!   `spawn_blocking` in a multi-thread runtime ([`service`]).
 
 #![cfg(test)]
 
+mod audit_log;
 mod backend;
 mod concurrency;
+mod migration;
 mod service;
 
 use chipward_issuer::ledger::{PostgresLedger, PostgresOptions};
