@@ -1,6 +1,8 @@
 //! The ledger as the issuer service uses it: called from `spawn_blocking`
 //! inside a multi-thread tokio runtime, and dropped inside async code. Two
-//! issuers serve gRPC over one database, as two processes would.
+//! issuers serve gRPC over one database, as two processes would, and serve
+//! one audit log: the same heads, and proofs from either that verify
+//! against heads signed by the other.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,9 +12,16 @@ use chipward_certs::pki::DevPki;
 use chipward_issuer::ledger::conformance::{chip, license, note};
 use chipward_issuer::ledger::{Ledger, PostgresLedger, PostgresUrl};
 use chipward_issuer::{IssuerService, IssuerSettings, SystemClock, serve};
+use chipward_proto::audit::{
+    self, AuditEntry, EntryKind, MemoryTree, TreeHead, tree_head, verify_consistency,
+    verify_inclusion,
+};
+use chipward_proto::cose::TrustedKeys;
+use chipward_proto::grpc::audit_log_client::AuditLogClient;
 use chipward_proto::grpc::issuer_client::IssuerClient;
 use chipward_proto::grpc::{
-    EnrolChipRequest, GetLicenseRequest, GetRevocationListRequest, IssueLicenseRequest,
+    ConsistencyProofRequest, EnrolChipRequest, GetEntriesRequest, GetLicenseRequest,
+    GetRevocationListRequest, GetTreeHeadRequest, InclusionProofRequest, IssueLicenseRequest,
     LicenseStatus, RevokeLicenseRequest, Site,
 };
 use chipward_proto::{ChipId, TokenId};
@@ -82,7 +91,78 @@ async fn works_from_spawn_blocking_and_drops_inside_async_code() {
 /// An issuer serving gRPC on loopback until its stop sender drops.
 struct Issuer {
     client: IssuerClient<Channel>,
+    log: AuditLogClient<Channel>,
     _stop: oneshot::Sender<()>,
+}
+
+impl Issuer {
+    /// A tree head over the whole log, its signature checked.
+    async fn head(&self, keys: &TrustedKeys) -> TreeHead {
+        let response = self
+            .log
+            .clone()
+            .get_tree_head(GetTreeHeadRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let verified = tree_head::verify(&response.signed_tree_head, keys).unwrap();
+        assert_eq!(verified.head().size, response.tree_size);
+        verified.head().clone()
+    }
+
+    /// Every entry, a few per call.
+    async fn entries(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let request = GetEntriesRequest {
+                start: out.len() as u64,
+                limit: 4,
+            };
+            let page = self.log.clone().get_entries(request).await.unwrap();
+            let page = page.into_inner().entries;
+            if page.is_empty() {
+                return out;
+            }
+            out.extend(page);
+        }
+    }
+
+    /// Checks this issuer's proof that `old` is a prefix of `new`.
+    async fn prove_consistent(&self, old: &TreeHead, new: &TreeHead) {
+        let request = ConsistencyProofRequest {
+            old_size: old.size,
+            new_size: new.size,
+        };
+        let proof = self.log.clone().get_consistency_proof(request).await;
+        let path = hashes(&proof.unwrap().into_inner().path);
+        verify_consistency(old.size, new.size, &old.root, &new.root, &path).unwrap();
+    }
+
+    /// Checks this issuer's proof that `entry` is at `index` under `head`.
+    async fn prove_included(&self, entry: &[u8], index: u64, head: &TreeHead) {
+        let request = InclusionProofRequest {
+            index,
+            tree_size: head.size,
+        };
+        let proof = self.log.clone().get_inclusion_proof(request).await;
+        let proof = proof.unwrap().into_inner();
+        assert_eq!(proof.entry, entry);
+        let path = hashes(&proof.path);
+        verify_inclusion(
+            &audit::leaf_hash(entry),
+            index,
+            head.size,
+            &path,
+            &head.root,
+        )
+        .unwrap();
+    }
+}
+
+fn hashes(path: &[Vec<u8>]) -> Vec<audit::Hash> {
+    path.iter()
+        .map(|h| h.as_slice().try_into().unwrap())
+        .collect()
 }
 
 async fn issuer(pki: &DevPki, url: &PostgresUrl) -> Issuer {
@@ -104,11 +184,10 @@ async fn issuer(pki: &DevPki, url: &PostgresUrl) -> Issuer {
     tokio::spawn(serve(service, listener, async {
         let _ = stopped.await;
     }));
-    let client = IssuerClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let url = format!("http://{addr}");
     Issuer {
-        client,
+        client: IssuerClient::connect(url.clone()).await.unwrap(),
+        log: AuditLogClient::connect(url).await.unwrap(),
         _stop: stop,
     }
 }
@@ -153,6 +232,12 @@ async fn two_issuers_on_one_database_serve_one_ledger() {
         .enrol_chip(EnrolChipRequest { cert_chain: chain })
         .await
         .unwrap();
+    let keys = TrustedKeys::new().with(
+        pki.issuer_token_key.key_id(),
+        pki.issuer_token_key.public_key(),
+    );
+    let enrolled = issuers[0].head(&keys).await;
+    assert_eq!(enrolled.size, 1);
 
     // ... is licensed through both at once, ...
     let issued: Vec<_> = (0..12)
@@ -167,6 +252,9 @@ async fn two_issuers_on_one_database_serve_one_ledger() {
         let license = call.await.unwrap().unwrap().into_inner().license.unwrap();
         tokens.push(license.token_id);
     }
+
+    let licensed = issuers[1].head(&keys).await;
+    assert_eq!(licensed.size, 13);
 
     // ... and half its licenses are revoked through the other issuer.
     let revoked: Vec<_> = tokens
@@ -211,4 +299,44 @@ async fn two_issuers_on_one_database_serve_one_ledger() {
         }
     }
     assert_eq!(db.query_i64("SELECT count(*) FROM licenses"), 12);
+
+    // One audit log: the same entries and head through either issuer, ...
+    let entries = issuers[0].entries().await;
+    assert_eq!(issuers[1].entries().await, entries);
+    let mut kinds: Vec<EntryKind> = entries
+        .iter()
+        .map(|e| AuditEntry::decode(e).unwrap().kind)
+        .collect();
+    kinds.sort_by_key(|k| k.code());
+    let expected = [
+        (EntryKind::ChipEnrolled, 1),
+        (EntryKind::Issued, 12),
+        (EntryKind::Revoked, 6),
+    ]
+    .into_iter()
+    .flat_map(|(kind, n)| std::iter::repeat_n(kind, n))
+    .collect::<Vec<_>>();
+    assert_eq!(kinds, expected);
+    let heads = [issuers[0].head(&keys).await, issuers[1].head(&keys).await];
+    assert_eq!((heads[0].size, heads[1].size), (19, 19));
+    assert_eq!(heads[0].root, heads[1].root);
+    let mut memory = MemoryTree::new();
+    for e in &entries {
+        memory.push(e);
+    }
+    assert_eq!(heads[0].root, memory.root());
+    assert_eq!(db.query_i64("SELECT count(*) FROM tree_heads"), 3);
+
+    // ... whose heads each issuer proves consistent with the other's ...
+    issuers[1].prove_consistent(&enrolled, &heads[0]).await;
+    issuers[0].prove_consistent(&licensed, &heads[1]).await;
+    issuers[0].prove_consistent(&enrolled, &licensed).await;
+
+    // ... and whose every entry either issuer proves included.
+    for (index, entry) in entries.iter().enumerate() {
+        let issuer = &issuers[index % 2];
+        issuer
+            .prove_included(entry, index as u64, &heads[1 - index % 2])
+            .await;
+    }
 }
