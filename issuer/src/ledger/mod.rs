@@ -5,7 +5,8 @@
 //! [`Ledger`] is the storage contract. [`SqliteLedger`] is the default
 //! backend (one file); [`PostgresLedger`] serves several issuer processes
 //! sharing one database. [`LedgerLocation`] names either, and [`open`]
-//! opens it. Both pass the same [`conformance`] suite. The trait is
+//! opens it. Both pass the same conformance suite (`conformance`, built
+//! for tests and with the `conformance` feature). The trait is
 //! synchronous: the service calls it from `spawn_blocking`.
 //!
 //! Records arrive here already validated by the service; the ledger trusts
