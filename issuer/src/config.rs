@@ -15,10 +15,9 @@ use chipward_certs::keys::{Ed25519Key, KeyError, key_id_for};
 use chipward_certs::pem::{self, PemError};
 use chipward_proto::cose::TrustedKeys;
 use serde::Deserialize;
-
-use crate::compliance::CompliancePolicy;
 use thiserror::Error;
 
+use crate::compliance::CompliancePolicy;
 use crate::ledger::{LedgerLocation, PostgresOptions};
 
 /// The vendor root file in the PKI folder.
