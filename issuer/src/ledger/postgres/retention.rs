@@ -100,6 +100,10 @@ pub(super) fn purge_lineage(
 
     // 4. One statement per table: foreign keys are checked at the end of
     //    each, when no deleted license is referenced any more.
+    //
+    // Limitation: the list version is the largest `seq` stored, as in the
+    // SQLite ledger, so purging the lineage that holds it lowers the
+    // version, and the next revocation reuses a number already published.
     let tokens: Vec<Vec<u8>> = members.iter().map(|m| m.token_id.0.to_vec()).collect();
     tx.execute(
         "DELETE FROM revocations WHERE token_id = ANY($1)",
