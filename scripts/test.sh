@@ -16,14 +16,17 @@ command -v cargo >/dev/null || {
 # 1. System packages. pip fetches the NVIDIA sample; pkg-config and a C
 #    compiler build the bundled SQLite; swtpm and tpm2-tools are the real
 #    TPM 2.0 the TPM tests run against; libtss2-dev is the TSS the TPM
-#    backend links to.
+#    backend links to; postgresql brings the server binaries the PostgreSQL
+#    ledger tests run their own throwaway server from (as the postgres
+#    user when run as root). Debian may also create and start a default
+#    cluster on port 5432; the tests never use it.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   log "installing system packages"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
     ca-certificates pkg-config gcc libc6-dev openssl python3 python3-pip \
-    swtpm swtpm-tools tpm2-tools libtss2-dev >/dev/null
+    swtpm swtpm-tools tpm2-tools libtss2-dev postgresql >/dev/null
 fi
 python3 -m pip --version >/dev/null || { echo "python3 -m pip is missing" >&2; exit 1; }
 

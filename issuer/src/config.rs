@@ -15,9 +15,10 @@ use chipward_certs::keys::{Ed25519Key, KeyError, key_id_for};
 use chipward_certs::pem::{self, PemError};
 use chipward_proto::cose::TrustedKeys;
 use serde::Deserialize;
+use thiserror::Error;
 
 use crate::compliance::CompliancePolicy;
-use thiserror::Error;
+use crate::ledger::{LedgerLocation, PostgresOptions};
 
 /// The vendor root file in the PKI folder.
 pub const VENDOR_ROOT_FILE: &str = "vendor-root.pem";
@@ -39,9 +40,14 @@ const MAX_HOST_ENROLMENT_TTL: i64 = 86_400;
 pub struct IssuerConfig {
     /// Address the gRPC server listens on. Default `127.0.0.1:7401`.
     pub listen: SocketAddr,
-    /// The SQLite ledger file, created if missing. Default
+    /// The ledger: a SQLite file path (created if missing), or a
+    /// `postgres://user@127.0.0.1:5432/db` URL of an existing database on
+    /// this machine; see [`LedgerLocation`]. Default
     /// `./chipward-issuer.sqlite`.
-    pub database: PathBuf,
+    pub database: LedgerLocation,
+    /// Most connections the issuer keeps open to a PostgreSQL ledger.
+    /// Default 8; 1 to 100. Unused with SQLite.
+    pub database_connections: u64,
     /// Folder holding `vendor-root.pem` and `issuer-token.key` (and, unless
     /// `trusted_verifier_keys` is set, `verifier-result.pub`). Default `./pki`.
     pub pki_dir: PathBuf,
@@ -104,7 +110,8 @@ impl Default for IssuerConfig {
         let secs = |s: i64| u64::try_from(s).unwrap_or(0);
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 7401)),
-            database: PathBuf::from("./chipward-issuer.sqlite"),
+            database: LedgerLocation::Sqlite(PathBuf::from("./chipward-issuer.sqlite")),
+            database_connections: PostgresOptions::default().max_connections as u64,
             pki_dir: PathBuf::from("./pki"),
             trusted_verifier_keys: Vec::new(),
             issuer_name: settings.issuer_name,
@@ -320,6 +327,20 @@ impl IssuerConfig {
         Ok(settings)
     }
 
+    /// How a PostgreSQL ledger connects, after checking the range.
+    pub fn postgres_options(&self) -> Result<PostgresOptions, ConfigError> {
+        if !(1..=100).contains(&self.database_connections) {
+            return Err(ConfigError::Invalid {
+                key: "database_connections",
+                reason: "must be 1 to 100",
+            });
+        }
+        Ok(PostgresOptions {
+            max_connections: usize::try_from(self.database_connections).unwrap_or(1),
+            ..PostgresOptions::default()
+        })
+    }
+
     /// Reads the vendor root, the token key and the trusted verifier keys.
     pub fn load_pki(&self) -> Result<PkiMaterial, ConfigError> {
         let root_path = self.pki_dir.join(VENDOR_ROOT_FILE);
@@ -501,7 +522,11 @@ mod tests {
     fn an_empty_file_gives_the_documented_defaults() {
         let config = IssuerConfig::parse("").unwrap();
         assert_eq!(config.listen, "127.0.0.1:7401".parse().unwrap());
-        assert_eq!(config.database, PathBuf::from("./chipward-issuer.sqlite"));
+        assert_eq!(
+            config.database,
+            LedgerLocation::Sqlite(PathBuf::from("./chipward-issuer.sqlite"))
+        );
+        assert_eq!(config.postgres_options().unwrap().max_connections, 8);
         assert_eq!(config.pki_dir, PathBuf::from("./pki"));
         assert!(config.trusted_verifier_keys.is_empty());
         let s = config.settings().unwrap();
@@ -537,6 +562,38 @@ mod tests {
         assert_eq!(s.issuer_name, "vendor");
         assert_eq!((s.default_lifetime_secs, s.max_lifetime_secs), (3600, 7200));
         assert_eq!(config.trusted_verifier_keys.len(), 2);
+    }
+
+    #[test]
+    fn reads_sqlite_paths_and_postgres_urls_as_the_database() {
+        let sqlite = IssuerConfig::parse("database = \"/var/lib/cw/ledger.sqlite\"").unwrap();
+        assert_eq!(
+            sqlite.database,
+            LedgerLocation::Sqlite(PathBuf::from("/var/lib/cw/ledger.sqlite"))
+        );
+        let url = "postgres://issuer@127.0.0.1:5432/chipward";
+        let pg = IssuerConfig::parse(&format!("database = \"{url}\"\ndatabase_connections = 3"))
+            .unwrap();
+        assert_eq!(pg.database, LedgerLocation::Postgres(url.parse().unwrap()));
+        assert_eq!(pg.postgres_options().unwrap().max_connections, 3);
+
+        let remote = IssuerConfig::parse("database = \"postgres://issuer@192.0.2.9/cw\"");
+        let err = remote.unwrap_err().to_string();
+        assert!(err.contains("not loopback"), "{err}");
+        for count in [0, 101] {
+            let config = IssuerConfig::parse(&format!("database_connections = {count}")).unwrap();
+            let err = config.postgres_options().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        key: "database_connections",
+                        ..
+                    }
+                ),
+                "{count}: {err:?}"
+            );
+        }
     }
 
     #[test]

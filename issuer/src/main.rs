@@ -1,7 +1,7 @@
 //! `chipward-issuer`: runs the license issuer from a configuration file.
 //!
 //! Reads the TOML configuration (see `issuer.example.toml`), loads the PKI
-//! files it names, opens the SQLite ledger and serves gRPC until SIGINT or
+//! files it names, opens the ledger (SQLite or PostgreSQL) and serves gRPC until SIGINT or
 //! SIGTERM. Logs go to stderr; `RUST_LOG` sets the filter (default `info`).
 
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chipward_issuer::ledger::SqliteLedger;
+use chipward_issuer::ledger::{self, LedgerLocation};
 use chipward_issuer::{IssuerConfig, IssuerService, SystemClock, serve};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -32,9 +32,10 @@ enum Command {
         /// Listen address, overriding the configuration.
         #[arg(long)]
         listen: Option<SocketAddr>,
-        /// SQLite ledger file, overriding the configuration.
+        /// Ledger, overriding the configuration: a SQLite file path or a
+        /// postgres:// URL.
         #[arg(long)]
-        db: Option<PathBuf>,
+        db: Option<LedgerLocation>,
         /// Log JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
@@ -62,13 +63,14 @@ async fn main() -> anyhow::Result<()> {
     let tpm_roots = config.load_tpm_roots()?;
     tracing::info!(count = tpm_roots.len(), "tpm roots loaded");
 
-    let database = config.database.clone();
-    let ledger = tokio::task::spawn_blocking(move || SqliteLedger::open(&database))
+    let location = config.database.clone();
+    let options = config.postgres_options()?;
+    let ledger = tokio::task::spawn_blocking(move || ledger::open(&location, &options))
         .await?
-        .with_context(|| format!("cannot open ledger {}", config.database.display()))?;
-    let mut service =
-        IssuerService::from_pki(settings, pki, Arc::new(ledger), Arc::new(SystemClock))
-            .with_tpm_roots(tpm_roots);
+        .with_context(|| format!("cannot open ledger {}", config.database))?;
+    tracing::info!(database = %config.database, "ledger open");
+    let mut service = IssuerService::from_pki(settings, pki, ledger, Arc::new(SystemClock))
+        .with_tpm_roots(tpm_roots);
     if let Some((policy, digest)) = config.load_compliance()? {
         tracing::info!(digest = %hex::encode(digest), "compliance policy loaded");
         service = service.with_compliance(policy, digest);

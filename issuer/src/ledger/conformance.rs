@@ -87,7 +87,7 @@ macro_rules! ledger_conformance_tests {
         &[$(
             (
                 stringify!($check),
-                $crate::ledger::conformance::$check as fn(&dyn $crate::ledger::Ledger),
+                $crate::ledger::conformance::$check as $crate::ledger::conformance::Check,
             )
         ),+]
     };

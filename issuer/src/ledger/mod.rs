@@ -2,10 +2,12 @@
 //! it minted (with the token bytes), the revocation list, and the hosts'
 //! TPM attestation keys bound by credential activation.
 //!
-//! [`Ledger`] is the storage contract; [`SqliteLedger`] is the default
-//! backend and a PostgreSQL one can sit behind the same trait. Every
-//! backend passes the same conformance suite. The trait is synchronous:
-//! the service calls it from `spawn_blocking`.
+//! [`Ledger`] is the storage contract. [`SqliteLedger`] is the default
+//! backend (one file); [`PostgresLedger`] serves several issuer processes
+//! sharing one database. [`LedgerLocation`] names either, and [`open`]
+//! opens it. Both pass the same conformance suite (`conformance`, built
+//! for tests and with the `conformance` feature). The trait is
+//! synchronous: the service calls it from `spawn_blocking`.
 //!
 //! Records arrive here already validated by the service; the ledger trusts
 //! them as values but still enforces its own state rules (one identity
@@ -20,10 +22,13 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+mod location;
+mod postgres;
 mod records;
 mod sqlite;
 
 use std::error::Error as StdError;
+use std::sync::Arc;
 
 use chipward_proto::grpc::LicenseStatus;
 use chipward_proto::license::SiteClaim;
@@ -31,6 +36,8 @@ use chipward_proto::revocation::RevokedLicense;
 use chipward_proto::{ChipId, TokenId};
 use thiserror::Error;
 
+pub use self::location::{LedgerLocation, LocationError};
+pub use self::postgres::{PostgresLedger, PostgresOptions, PostgresUrl, PostgresUrlError};
 pub use records::{AuditRecord, AuditSelection, LegalHold, ResultRecord, StoredTreeHead};
 pub use sqlite::SqliteLedger;
 
@@ -202,6 +209,19 @@ pub trait Ledger: Send + Sync {
         retention_secs: i64,
         audit: &AuditRecord,
     ) -> Result<usize, LedgerError>;
+}
+
+/// Opens the ledger at `location`, creating or migrating its schema;
+/// `postgres` applies only to a PostgreSQL location. Blocks: call it from
+/// `spawn_blocking` or before any runtime starts.
+pub fn open(
+    location: &LedgerLocation,
+    postgres: &PostgresOptions,
+) -> Result<Arc<dyn Ledger>, LedgerError> {
+    Ok(match location {
+        LedgerLocation::Sqlite(path) => Arc::new(SqliteLedger::open(path)?),
+        LedgerLocation::Postgres(url) => Arc::new(PostgresLedger::connect_with(url, postgres)?),
+    })
 }
 
 /// How long records are kept after a license ends: five years, counting
