@@ -21,7 +21,7 @@ use crate::ledger::{
 /// The columns [`read`] expects, in its order.
 pub(super) const COLUMNS: &str = "token_id, chip_id, tenant, site_id, site_latitude, \
     site_longitude, site_radius_km, issued_at, not_before, expires_at, state, token, \
-    renewed_from, entitlements, eccn, term_started_at";
+    renewed_from, entitlements, eccn, term_started_at, parties";
 
 /// Stores a new license; its chip must be enrolled and its token id free.
 pub(super) fn insert(tx: &mut Transaction<'_>, l: &LicenseRecord) -> Step<()> {
@@ -53,7 +53,7 @@ pub(super) fn insert(tx: &mut Transaction<'_>, l: &LicenseRecord) -> Step<()> {
     tx.execute(
         &format!(
             "INSERT INTO {INSERT_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12, $13, $14, $15, $16, \
+             $11, $12, $13, $14, $15, $16, $17, \
              coalesce((SELECT p.lineage_root FROM licenses p WHERE p.token_id = $13), $1))"
         ),
         &[
@@ -73,6 +73,7 @@ pub(super) fn insert(tx: &mut Transaction<'_>, l: &LicenseRecord) -> Step<()> {
             &l.entitlements,
             &l.eccn,
             &l.term_started_at,
+            &l.parties,
         ],
     )?;
     Ok(())
@@ -110,7 +111,7 @@ pub(super) fn insert_batch(
 
 const INSERT_COLUMNS: &str = "licenses (token_id, chip_id, tenant, site_id, site_latitude, \
     site_longitude, site_radius_km, issued_at, not_before, expires_at, state, token, \
-    renewed_from, entitlements, eccn, term_started_at, lineage_root)";
+    renewed_from, entitlements, eccn, term_started_at, parties, lineage_root)";
 
 /// The license with this token id, if any.
 pub(super) fn license(tx: &mut Transaction<'_>, token_id: &TokenId) -> Step<Option<LicenseRecord>> {
@@ -217,6 +218,7 @@ fn read(r: &Row) -> Step<LicenseRecord> {
         entitlements,
         eccn: r.try_get(14)?,
         term_started_at: r.try_get(15)?,
+        parties: r.try_get(16)?,
     })
 }
 

@@ -27,7 +27,7 @@ use crate::ledger::LedgerError;
 /// 1: chips, licenses with their lineage root, revocations, host keys.
 /// 2: the audit log (`audit_head`, `audit_entries`, `audit_nodes`,
 ///    `artefacts`, `tree_heads`), `results`, `legal_holds`, and each
-///    license's `term_started_at`.
+///    license's `term_started_at` and screened `parties`.
 pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key schema set-up holds: "Chipward" in ASCII.
@@ -92,6 +92,7 @@ CREATE TABLE IF NOT EXISTS host_keys (
 const MIGRATE_1_TO_2: &str = "
 ALTER TABLE licenses ADD COLUMN term_started_at BIGINT NOT NULL DEFAULT 0;
 UPDATE licenses SET term_started_at = issued_at;
+ALTER TABLE licenses ADD COLUMN parties TEXT NOT NULL DEFAULT '';
 CREATE TABLE audit_head (
     only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
     size     BIGINT NOT NULL CHECK (size >= 0)
