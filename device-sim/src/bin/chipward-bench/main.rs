@@ -25,7 +25,7 @@ use chipward_device_sim::chip::{SimChip, golden_measurements};
 use chipward_device_sim::host_firmware::{
     DEVICE_PCR, FIRMWARE_PCRS, TENANT_PCR, firmware_digests, host_policy,
 };
-use chipward_issuer::ledger::SqliteLedger;
+use chipward_issuer::ledger::{Ledger, LedgerLocation, PostgresOptions, SqliteLedger};
 use chipward_issuer::{IssuerService, IssuerSettings, SystemClock};
 use chipward_proto::ak_binding::AkBinding;
 use chipward_proto::cose::TrustedKeys;
@@ -90,6 +90,11 @@ struct Args {
     /// Entries in the audit log the proof measurement reads from.
     #[arg(long, default_value_t = 200_000)]
     log_entries: u64,
+    /// A PostgreSQL database (`postgres://user@127.0.0.1:PORT/db`, on this
+    /// machine) to measure issuance on as well; its tables are created if
+    /// missing and it keeps the licenses written.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 /// One printed figure, with its ratio to its baseline and its target from
@@ -150,7 +155,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let ledger = dir.path().join("ledger.sqlite");
-    let (service, request) = runtime.block_on(issuer(&pki, &chip, &ledger))?;
+    let sqlite: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&ledger)?);
+    let (service, request) = runtime.block_on(issuer(&pki, &chip, sqlite))?;
     let (mut signs, mut issued) = (0f64, vec![0f64; args.tasks.len()]);
     for round in 1..=args.rounds {
         eprintln!("round {round}/{}: Ed25519 sign, issuance", args.rounds);
@@ -166,6 +172,24 @@ fn main() -> anyhow::Result<()> {
         let label = format!("license issuance to SQLite, concurrency {tasks}");
         let judged = Some((per_s / signs, ">= 10000/s"));
         rows.push((format!("issuance_{tasks}_tasks"), label, per_s, judged));
+    }
+    if let Some(url) = &args.postgres {
+        let location: LedgerLocation = url.parse()?;
+        let pg = chipward_issuer::ledger::open(&location, &PostgresOptions::default())?;
+        let (service, request) = runtime.block_on(issuer(&pki, &chip, pg))?;
+        let mut issued = vec![0f64; args.tasks.len()];
+        for round in 1..=args.rounds {
+            eprintln!("round {round}/{}: issuance to PostgreSQL", args.rounds);
+            for (best, &tasks) in issued.iter_mut().zip(&args.tasks) {
+                runtime.block_on(issue_rate(&service, &request, tasks, warm))?;
+                *best = best.max(runtime.block_on(issue_rate(&service, &request, tasks, span))?);
+            }
+        }
+        for (&per_s, tasks) in issued.iter().zip(&args.tasks) {
+            let label = format!("license issuance to PostgreSQL, concurrency {tasks}");
+            let judged = Some((per_s / signs, ">= 5000/s"));
+            rows.push((format!("issuance_pg_{tasks}_tasks"), label, per_s, judged));
+        }
     }
 
     // 4. The audit log: appends and proofs against raw SHA-256.
@@ -550,9 +574,8 @@ fn appraise(
 async fn issuer(
     pki: &DevPki,
     chip: &SimChip,
-    ledger: &Path,
+    ledger: Arc<dyn Ledger>,
 ) -> anyhow::Result<(Arc<IssuerService>, IssueLicenseRequest)> {
-    let ledger = Arc::new(SqliteLedger::open(ledger)?);
     let settings = IssuerSettings::default();
     let service = IssuerService::from_dev_pki(settings, pki, ledger, Arc::new(SystemClock))?;
     let cert_chain = chip.enrolment_chain.clone();
