@@ -106,7 +106,15 @@ async fn fleet_failures_are_exactly_the_injected_faults() {
     let count = |kind| chipward_device_sim::records::count(audit, kind);
     let clones = injected(Fault::ClonedIdentity).len();
     let leaks = injected(Fault::LeakedKey).len();
-    assert_eq!(count("chip_enrolled"), 80 - clones - leaks);
+    // The listed tenant's chip is enrolled too; its license is refused.
+    assert_eq!(count("chip_enrolled"), 80 - clones - leaks + 1);
+    assert_eq!(count("list_loaded"), 1);
+    assert_eq!(count("screened"), 1);
+    assert!(
+        report.screening[1].starts_with("zephyr-dynamics refused"),
+        "{:?}",
+        report.screening
+    );
     assert_eq!(count("issued"), 80 - clones);
     assert_eq!(count("appraised"), integrity.appraisals);
     assert_eq!(count("revoked"), injected(Fault::RevokedLicense).len());
