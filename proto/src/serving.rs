@@ -42,7 +42,6 @@ pub async fn health(services: &[&str]) -> HealthServer<impl Health> {
 
 /// Reflection services, v1 and v1alpha, that list `services` plus health and
 /// reflection themselves.
-#[expect(clippy::type_complexity, reason = "the two builders' opaque types")]
 pub fn reflection(
     services: &[&str],
 ) -> Result<
