@@ -765,6 +765,8 @@ impl Issuer for IssuerService {
 impl IssuerService {
     /// Records how long one call of `rpc` took, counts a refusal by its
     /// stable code, and turns the outcome into the gRPC answer.
+    // Limitation: only Issuer RPCs pass through here; AuditLog and
+    // Compliance calls are logged when refused but neither timed nor counted.
     fn answer<T>(
         &self,
         rpc: &'static str,

@@ -5,7 +5,8 @@
 //! can never grow the number of series: callers map whatever a request said
 //! onto a fixed set of names (with a catch-all such as `other`) before
 //! counting. The responder reads at most [`MAX_REQUEST_HEAD`] bytes of the
-//! request head, which is untrusted, and answers every connection with
+//! request head, which is untrusted, within a few seconds, serves at most
+//! [`MAX_CONNECTIONS`] connections at once, and answers each with
 //! `Connection: close`; it serves nothing but the exposition.
 
 use std::collections::BTreeMap;
@@ -18,9 +19,13 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 /// Largest request head the responder reads, in bytes.
 pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
+
+/// Most connections answered at once; further ones are closed unanswered.
+pub const MAX_CONNECTIONS: usize = 16;
 
 /// How long a client may take to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -226,6 +231,8 @@ fn escape(value: &str) -> String {
 /// Produces the exposition text at scrape time.
 pub type Render = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = String> + Send>> + Send + Sync>;
 
+// Limitation: the endpoint has no authentication and no TLS; the services'
+// binaries only bind it to loopback addresses.
 /// Answers `GET /metrics` on `listener` with the text `render` produces,
 /// until `shutdown` completes. Other paths get 404, other methods 405, and a
 /// malformed or oversized request head 400.
@@ -235,6 +242,7 @@ pub async fn serve_metrics(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     tokio::pin!(shutdown);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = tokio::select! {
             () = &mut shutdown => return,
@@ -246,11 +254,16 @@ pub async fn serve_metrics(
                 }
             },
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::debug!("metrics connection refused: too many open");
+            continue;
+        };
         let render = Arc::clone(&render);
         tokio::spawn(async move {
             if let Err(e) = answer(stream, render).await {
                 tracing::debug!(error = %e, "metrics connection failed");
             }
+            drop(slot);
         });
     }
 }
