@@ -15,6 +15,7 @@ use chipward_issuer::compliance::{CompliancePolicy, EXAMPLE_POLICY};
 use chipward_issuer::ledger::SqliteLedger;
 use chipward_issuer::{IssuerService, IssuerSettings};
 use chipward_proto::cose::TrustedKeys;
+use chipward_proto::metrics::{Render, serve_metrics};
 use chipward_proto::result::Status;
 use chipward_verifier::appraisal::{AppraisalSettings, Appraiser};
 use chipward_verifier::challenge::{Challenges, NonceKey};
@@ -42,6 +43,10 @@ pub struct Services {
     pub issuer: SocketAddr,
     /// Verifier address.
     pub verifier: SocketAddr,
+    /// Address of the issuer's Prometheus metrics endpoint (`GET /metrics`).
+    pub issuer_metrics: SocketAddr,
+    /// Address of the verifier's Prometheus metrics endpoint.
+    pub verifier_metrics: SocketAddr,
     _stop: Vec<oneshot::Sender<()>>,
 }
 
@@ -62,6 +67,7 @@ pub async fn start_services(
     let issuer_listener = TcpListener::bind("127.0.0.1:0").await?;
     let issuer = issuer_listener.local_addr()?;
     let issuer_service = issuer_service(&pki_dir, &dir.join("ledger.sqlite"), tpm_roots, clock)?;
+    let issuer_metrics = spawn_metrics(&mut stop, issuer_service.metrics_renderer()).await?;
     spawn_server(&mut stop, |shutdown| {
         chipward_issuer::serve(issuer_service, issuer_listener, shutdown)
     });
@@ -78,6 +84,7 @@ pub async fn start_services(
         Arc::clone(&clock),
     ));
     let service = VerifierService::new(appraiser, clock);
+    let verifier_metrics = spawn_metrics(&mut stop, service.metrics().renderer()).await?;
     spawn_server(&mut stop, |shutdown| {
         verifier_service::serve(service, verifier_listener, 1 << 20, shutdown)
     });
@@ -85,8 +92,26 @@ pub async fn start_services(
     Ok(Services {
         issuer,
         verifier,
+        issuer_metrics,
+        verifier_metrics,
         _stop: stop,
     })
+}
+
+/// Serves `render` on a loopback port the system picks, until the
+/// services are dropped; returns the port's address.
+async fn spawn_metrics(
+    stop: &mut Vec<oneshot::Sender<()>>,
+    render: Render,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    stop.push(tx);
+    tokio::spawn(serve_metrics(listener, render, async move {
+        let _ = rx.await;
+    }));
+    Ok(addr)
 }
 
 fn spawn_server<F, E>(

@@ -40,6 +40,10 @@ const MAX_HOST_ENROLMENT_TTL: i64 = 86_400;
 pub struct IssuerConfig {
     /// Address the gRPC server listens on. Default `127.0.0.1:7401`.
     pub listen: SocketAddr,
+    /// Loopback address (host:port) of the Prometheus metrics endpoint,
+    /// plain HTTP `GET /metrics`. Default none: no metrics endpoint. A
+    /// non-loopback address is refused at start-up.
+    pub metrics_listen: Option<SocketAddr>,
     /// The ledger: a SQLite file path (created if missing), or a
     /// `postgres://user@127.0.0.1:5432/db` URL of an existing database on
     /// this machine; see [`LedgerLocation`]. Default
@@ -110,6 +114,7 @@ impl Default for IssuerConfig {
         let secs = |s: i64| u64::try_from(s).unwrap_or(0);
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 7401)),
+            metrics_listen: None,
             database: LedgerLocation::Sqlite(PathBuf::from("./chipward-issuer.sqlite")),
             database_connections: PostgresOptions::default().max_connections as u64,
             pki_dir: PathBuf::from("./pki"),
@@ -522,6 +527,7 @@ mod tests {
     fn an_empty_file_gives_the_documented_defaults() {
         let config = IssuerConfig::parse("").unwrap();
         assert_eq!(config.listen, "127.0.0.1:7401".parse().unwrap());
+        assert_eq!(config.metrics_listen, None);
         assert_eq!(
             config.database,
             LedgerLocation::Sqlite(PathBuf::from("./chipward-issuer.sqlite"))
@@ -553,12 +559,16 @@ mod tests {
     #[test]
     fn reads_overrides() {
         let config = IssuerConfig::parse(
-            "listen = \"127.0.0.1:0\"\nissuer_name = \"vendor\"\nmax_lifetime_secs = 7200\n\
+            "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:9401\"\nissuer_name = \"vendor\"\nmax_lifetime_secs = 7200\n\
              default_lifetime_secs = 3600\ntrusted_verifier_keys = [\"a.pub\", \"b.pub\"]\n",
         )
         .unwrap();
         let s = config.settings().unwrap();
         assert_eq!(config.listen.port(), 0);
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9401".parse().unwrap())
+        );
         assert_eq!(s.issuer_name, "vendor");
         assert_eq!((s.default_lifetime_secs, s.max_lifetime_secs), (3600, 7200));
         assert_eq!(config.trusted_verifier_keys.len(), 2);

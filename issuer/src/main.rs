@@ -2,7 +2,8 @@
 //!
 //! Reads the TOML configuration (see `issuer.example.toml`), loads the PKI
 //! files it names, opens the ledger (SQLite or PostgreSQL) and serves gRPC until SIGINT or
-//! SIGTERM. Logs go to stderr; `RUST_LOG` sets the filter (default `info`).
+//! SIGTERM, with the Prometheus metrics endpoint beside it when
+//! `metrics_listen` is set. Logs go to stderr; `RUST_LOG` sets the filter (default `info`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chipward_issuer::ledger::{self, LedgerLocation};
 use chipward_issuer::{IssuerConfig, IssuerService, SystemClock, serve};
+use chipward_proto::metrics::serve_metrics;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -86,6 +88,21 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    if let Some(addr) = config.metrics_listen {
+        anyhow::ensure!(
+            addr.ip().is_loopback(),
+            "metrics_listen {addr} is not a loopback address"
+        );
+        let metrics = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(%addr, "metrics serving");
+        tokio::spawn(serve_metrics(
+            metrics,
+            service.metrics_renderer(),
+            std::future::pending(),
+        ));
+    }
     serve(service, listener, shutdown_signal()).await?;
     tracing::info!("issuer stopped");
     Ok(())

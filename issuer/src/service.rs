@@ -18,6 +18,7 @@
 //! tenant bounds lifetimes and what renewal needs ([`crate::compliance`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use chipward_certs::chain::{ChainPolicy, TrustAnchor, validate_chain};
 use chipward_certs::keys::Ed25519Key;
@@ -33,6 +34,7 @@ use chipward_proto::grpc::{
     RevokeLicenseResponse, Site,
 };
 use chipward_proto::license::LicenseClaims;
+use chipward_proto::metrics::Render;
 use chipward_proto::request_id::request_id;
 use chipward_proto::revocation::RevocationList;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -46,6 +48,7 @@ use crate::enrolment;
 use crate::error::{ServiceError, Severity};
 use crate::host_enrolment::PendingEnrolments;
 use crate::ledger::{AuditRecord, ChipRecord, Ledger, LedgerError, LicenseRecord, LicenseState};
+use crate::metrics::IssuerMetrics;
 use crate::published_list::PublishedList;
 use crate::renewal::{self, RenewalApproval, RenewalPolicy};
 use crate::request::{self, IssueTerms};
@@ -85,6 +88,7 @@ pub struct IssuerService {
     log_id: String,
     /// The restricted-party list in force and its overrides.
     screening: Screening,
+    metrics: Arc<IssuerMetrics>,
 }
 
 impl IssuerService {
@@ -108,6 +112,7 @@ impl IssuerService {
             compliance: None,
             log_id,
             screening: Screening::default(),
+            metrics: Arc::new(IssuerMetrics::new()),
             ledger,
             token_key,
             token_key_id,
@@ -182,6 +187,18 @@ impl IssuerService {
             verifier_keys,
             clock,
         ))
+    }
+
+    /// What this service has counted so far.
+    pub fn metrics(&self) -> &Arc<IssuerMetrics> {
+        &self.metrics
+    }
+
+    /// A renderer for the metrics endpoint
+    /// ([`chipward_proto::metrics::serve_metrics`]) that also reports the
+    /// size of this service's audit log.
+    pub fn metrics_renderer(&self) -> Render {
+        self.metrics.renderer(Arc::clone(&self.ledger))
     }
 
     /// The settings in force.
@@ -601,8 +618,10 @@ impl Issuer for IssuerService {
         &self,
         request: Request<EnrolChipRequest>,
     ) -> Result<Response<EnrolChipResponse>, Status> {
+        let started = Instant::now();
         let chain = request.into_inner().cert_chain;
-        self.enrol(chain).await.map(Response::new).map_err(reject)
+        let out = self.enrol(chain).await;
+        self.answer("EnrolChip", started, out).map(Response::new)
     }
 
     #[instrument(skip_all, fields(
@@ -615,7 +634,10 @@ impl Issuer for IssuerService {
         &self,
         request: Request<IssueLicenseRequest>,
     ) -> Result<Response<LicenseResponse>, Status> {
-        let license = self.issue(request.into_inner()).await.map_err(reject)?;
+        let started = Instant::now();
+        let out = self.issue(request.into_inner()).await;
+        let license = self.answer("IssueLicense", started, out)?;
+        self.metrics.issued();
         Ok(Response::new(LicenseResponse {
             license: Some(license),
         }))
@@ -630,10 +652,9 @@ impl Issuer for IssuerService {
         &self,
         request: Request<GetLicenseRequest>,
     ) -> Result<Response<LicenseResponse>, Status> {
-        let license = self
-            .get(&request.into_inner().token_id)
-            .await
-            .map_err(reject)?;
+        let started = Instant::now();
+        let out = self.get(&request.into_inner().token_id).await;
+        let license = self.answer("GetLicense", started, out)?;
         Ok(Response::new(LicenseResponse {
             license: Some(license),
         }))
@@ -647,7 +668,9 @@ impl Issuer for IssuerService {
         &self,
         request: Request<ListLicensesRequest>,
     ) -> Result<Response<ListLicensesResponse>, Status> {
-        let licenses = self.list(request.into_inner()).await.map_err(reject)?;
+        let started = Instant::now();
+        let out = self.list(request.into_inner()).await;
+        let licenses = self.answer("ListLicenses", started, out)?;
         Ok(Response::new(ListLicensesResponse { licenses }))
     }
 
@@ -661,7 +684,10 @@ impl Issuer for IssuerService {
         &self,
         request: Request<RenewLicenseRequest>,
     ) -> Result<Response<LicenseResponse>, Status> {
-        let license = self.renew(request.into_inner()).await.map_err(reject)?;
+        let started = Instant::now();
+        let out = self.renew(request.into_inner()).await;
+        let license = self.answer("RenewLicense", started, out)?;
+        self.metrics.renewed();
         Ok(Response::new(LicenseResponse {
             license: Some(license),
         }))
@@ -676,7 +702,10 @@ impl Issuer for IssuerService {
         &self,
         request: Request<RevokeLicenseRequest>,
     ) -> Result<Response<RevokeLicenseResponse>, Status> {
-        let seq = self.revoke(request.into_inner()).await.map_err(reject)?;
+        let started = Instant::now();
+        let out = self.revoke(request.into_inner()).await;
+        let seq = self.answer("RevokeLicense", started, out)?;
+        self.metrics.revoked();
         Ok(Response::new(RevokeLicenseResponse {
             revocation_seq: seq,
         }))
@@ -690,8 +719,10 @@ impl Issuer for IssuerService {
         &self,
         request: Request<GetRevocationListRequest>,
     ) -> Result<Response<RevocationListResponse>, Status> {
+        let started = Instant::now();
         let GetRevocationListRequest {} = request.into_inner();
-        let (seq, signed) = self.revocation_list().await.map_err(reject)?;
+        let out = self.revocation_list().await;
+        let (seq, signed) = self.answer("GetRevocationList", started, out)?;
         Ok(Response::new(RevocationListResponse {
             signed_list: signed.as_ref().clone(),
             seq,
@@ -708,8 +739,10 @@ impl Issuer for IssuerService {
         &self,
         request: Request<BeginHostEnrolmentRequest>,
     ) -> Result<Response<BeginHostEnrolmentResponse>, Status> {
+        let started = Instant::now();
         let begun = self.begin_host(request.into_inner()).await;
-        begun.map(Response::new).map_err(reject)
+        self.answer("BeginHostEnrolment", started, begun)
+            .map(Response::new)
     }
 
     #[instrument(skip_all, fields(
@@ -722,8 +755,29 @@ impl Issuer for IssuerService {
         &self,
         request: Request<CompleteHostEnrolmentRequest>,
     ) -> Result<Response<CompleteHostEnrolmentResponse>, Status> {
+        let started = Instant::now();
         let done = self.complete_host(request.into_inner()).await;
-        done.map(Response::new).map_err(reject)
+        self.answer("CompleteHostEnrolment", started, done)
+            .map(Response::new)
+    }
+}
+
+impl IssuerService {
+    /// Records how long one call of `rpc` took, counts a refusal by its
+    /// stable code, and turns the outcome into the gRPC answer.
+    // Limitation: only Issuer RPCs pass through here; AuditLog and
+    // Compliance calls are logged when refused but neither timed nor counted.
+    fn answer<T>(
+        &self,
+        rpc: &'static str,
+        started: Instant,
+        out: Result<T, ServiceError>,
+    ) -> Result<T, Status> {
+        self.metrics.observe(rpc, started.elapsed());
+        out.map_err(|e| {
+            self.metrics.refused(e.code());
+            reject(e)
+        })
     }
 }
 

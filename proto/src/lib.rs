@@ -13,10 +13,12 @@ pub mod cose;
 pub mod ids;
 pub mod landmark;
 pub mod license;
+pub mod metrics;
 pub mod nonce;
 pub mod request_id;
 pub mod result;
 pub mod revocation;
+pub mod serving;
 pub mod spdm;
 pub mod tpm;
 
@@ -24,6 +26,12 @@ pub mod tpm;
 #[allow(missing_docs, unreachable_pub, unused_qualifications, clippy::all)]
 pub mod grpc {
     tonic::include_proto!("chipward.v1");
+
+    /// The encoded `google.protobuf.FileDescriptorSet` of every Chipward
+    /// .proto file, as compiled for this build; servers hand it to gRPC
+    /// server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/chipward_descriptor.bin"));
 }
 
 pub use ids::{ChipId, TokenId};

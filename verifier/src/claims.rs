@@ -59,6 +59,28 @@ pub const ALL: [&str; 10] = [
     SITE,
 ];
 
+/// Every claim name an appraisal can report, chip and host claims alike;
+/// metrics count by these names and nothing else.
+pub const EVERY_CLAIM: [&str; 17] = [
+    LICENSE_SIGNATURE,
+    LICENSE_VALIDITY,
+    LICENSE_REVOCATION,
+    EVIDENCE_CHAIN,
+    EVIDENCE_SIGNATURE,
+    EVIDENCE_FRESHNESS,
+    IDENTITY_BINDING,
+    FIRMWARE_MEASUREMENTS,
+    TENANT,
+    SITE,
+    HOST_BINDING,
+    HOST_QUOTE,
+    HOST_CLOCK,
+    HOST_FIRMWARE,
+    HOST_TENANT,
+    LOCATION,
+    HOST_DEVICE,
+];
+
 /// The code of every passing claim.
 pub const OK: &str = "ok";
 
@@ -165,4 +187,38 @@ pub mod code {
     pub const DEPENDS: &str = "CW-DEPENDS";
     /// The appraisal did not ask about this claim.
     pub const NOT_REQUESTED: &str = "CW-NOT-REQUESTED";
+
+    /// Every failure and unknown code above; metrics count by these codes
+    /// and nothing else.
+    pub const EVERY_CODE: [&str; 29] = [
+        LICENSE_SIGNATURE,
+        LICENSE_EXPIRED,
+        LICENSE_NOT_YET_VALID,
+        LICENSE_REVOKED,
+        REVOCATION_STALE,
+        CHAIN,
+        EVIDENCE_SIGNATURE,
+        CHALLENGE_FORGED,
+        CHALLENGE_EXPIRED,
+        REPLAY,
+        NONCE_MISMATCH,
+        NONCE_NOT_GIVEN,
+        IDENTITY_MISMATCH,
+        MEASUREMENT_MISMATCH,
+        NO_REFERENCE,
+        TENANT_MISMATCH,
+        SITE_MISMATCH,
+        HOST_BINDING,
+        HOST_QUOTE,
+        HOST_CLOCK,
+        HOST_FIRMWARE,
+        HOST_TENANT,
+        LOCATION_OUTSIDE,
+        LOCATION_RECORD,
+        LOCATION_UNCERTAIN,
+        LOCATION_MISSING,
+        HOST_DEVICE,
+        DEPENDS,
+        NOT_REQUESTED,
+    ];
 }

@@ -28,6 +28,10 @@ use crate::revocation::RevocationCache;
 pub struct VerifierConfig {
     /// Address to listen on. Default `127.0.0.1:7402`.
     pub listen: SocketAddr,
+    /// Loopback address (host:port) of the Prometheus metrics endpoint,
+    /// plain HTTP `GET /metrics`. Default none: no metrics endpoint. A
+    /// non-loopback address is refused at start-up.
+    pub metrics_listen: Option<SocketAddr>,
     /// Folder made by `chipward-pki init`: reads `verifier-result.key`,
     /// `issuer-token.pub` and `vendor-root.pem`. Default `./pki`.
     pub pki_dir: PathBuf,
@@ -77,6 +81,7 @@ impl Default for VerifierConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7402)),
+            metrics_listen: None,
             pki_dir: PathBuf::from("pki"),
             extra_roots: Vec::new(),
             reference_values: None,

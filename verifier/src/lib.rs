@@ -11,6 +11,7 @@ pub mod config;
 pub mod evidence;
 pub mod fleet;
 pub mod location;
+pub mod metrics;
 pub mod policy;
 pub mod revocation;
 pub mod service;

@@ -10,6 +10,7 @@ use chipward_certs::chain::ChainPolicy;
 use chipward_certs::keys::Ed25519Key;
 use chipward_certs::pem;
 use chipward_proto::cose::TrustedKeys;
+use chipward_proto::metrics::serve_metrics;
 use chipward_proto::result::Status;
 use chipward_proto::tpm::alg;
 use chipward_proto::tpm::pcr::{PcrSelection, parse_tpm2_tools_serialized};
@@ -177,6 +178,18 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     service::announce(listener.local_addr()?, &loaded.appraiser.result_key_id());
     let svc = VerifierService::new(loaded.appraiser, clock);
+    if let Some(addr) = config.metrics_listen {
+        anyhow::ensure!(
+            addr.ip().is_loopback(),
+            "metrics_listen {addr} is not a loopback address"
+        );
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(%addr, "metrics serving");
+        let render = svc.metrics().renderer();
+        tokio::spawn(serve_metrics(metrics, render, std::future::pending()));
+    }
     service::serve(svc, listener, config.max_message_bytes, async {
         let _ = tokio::signal::ctrl_c().await;
     })

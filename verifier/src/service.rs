@@ -3,11 +3,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_client::IssuerClient;
-use chipward_proto::grpc::verifier_server::{Verifier, VerifierServer};
+use chipward_proto::grpc::verifier_server::{
+    SERVICE_NAME as VERIFIER_SERVICE, Verifier, VerifierServer,
+};
 use chipward_proto::grpc::{
     AppraiseRequest, AppraiseResponse, ChallengeRequest, ChallengeResponse,
     GetRevocationListRequest, HostEvidence, InfoRequest, InfoResponse, evidence,
@@ -15,6 +17,7 @@ use chipward_proto::grpc::{
 use chipward_proto::request_id::request_id;
 use chipward_proto::result::Status as Verdict;
 use chipward_proto::revocation;
+use chipward_proto::serving::{self, ServingError};
 use chipward_proto::tpm::pcr::PcrValues;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -22,8 +25,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, instrument, warn};
 
-use crate::appraisal::{AppraisalError, AppraisalRequest, Appraiser};
+use crate::appraisal::{Appraisal, AppraisalError, AppraisalRequest, Appraiser};
 use crate::evidence::tpm::host::HostInput;
+use crate::metrics::VerifierMetrics;
 use crate::revocation::RevocationCache;
 
 /// Unix milliseconds; the only clock the service reads.
@@ -78,40 +82,32 @@ impl From<ServiceError> for Status {
 pub struct VerifierService {
     appraiser: Arc<Appraiser>,
     clock: Clock,
+    metrics: Arc<VerifierMetrics>,
 }
 
 impl VerifierService {
-    /// A service over `appraiser`, reading time from `clock`.
+    /// A service over `appraiser`, reading time from `clock`, with its
+    /// metrics at zero.
     pub fn new(appraiser: Arc<Appraiser>, clock: Clock) -> Self {
-        Self { appraiser, clock }
-    }
-}
-
-#[tonic::async_trait]
-impl Verifier for VerifierService {
-    #[instrument(skip_all)]
-    async fn challenge(
-        &self,
-        _: Request<ChallengeRequest>,
-    ) -> Result<Response<ChallengeResponse>, Status> {
-        let challenge = self.appraiser.challenge((self.clock)());
-        Ok(Response::new(ChallengeResponse {
-            expires_at_ms: challenge.expires_at_ms,
-            challenge: challenge.encode(),
-        }))
+        Self {
+            appraiser,
+            clock,
+            metrics: Arc::new(VerifierMetrics::new()),
+        }
     }
 
-    #[instrument(skip_all, fields(request_id = %request_id(&request), tenant, site, chip, verdict))]
-    async fn appraise(
-        &self,
-        request: Request<AppraiseRequest>,
-    ) -> Result<Response<AppraiseResponse>, Status> {
-        let req = request.into_inner();
+    /// What this service has counted so far.
+    pub fn metrics(&self) -> &Arc<VerifierMetrics> {
+        &self.metrics
+    }
+
+    /// Appraises one request; the caller counts the outcome.
+    async fn appraise_request(&self, req: AppraiseRequest) -> Result<Appraisal, ServiceError> {
         let span = tracing::Span::current();
         span.record("tenant", req.tenant.as_str());
         span.record("site", req.site_id.as_str());
         let Some(evidence::Kind::Spdm(spdm)) = req.evidence.and_then(|e| e.kind) else {
-            return Err(ServiceError::NoEvidence.into());
+            return Err(ServiceError::NoEvidence);
         };
 
         let host = req.host.map(host_parts).transpose()?;
@@ -157,8 +153,38 @@ impl Verifier for VerifierService {
                 .collect();
             warn!(codes = ?failed, "appraisal did not pass");
         }
+        Ok(appraisal)
+    }
+}
+
+#[tonic::async_trait]
+impl Verifier for VerifierService {
+    #[instrument(skip_all)]
+    async fn challenge(
+        &self,
+        _: Request<ChallengeRequest>,
+    ) -> Result<Response<ChallengeResponse>, Status> {
+        let challenge = self.appraiser.challenge((self.clock)());
+        self.metrics.challenge_issued();
+        Ok(Response::new(ChallengeResponse {
+            expires_at_ms: challenge.expires_at_ms,
+            challenge: challenge.encode(),
+        }))
+    }
+
+    #[instrument(skip_all, fields(request_id = %request_id(&request), tenant, site, chip, verdict))]
+    async fn appraise(
+        &self,
+        request: Request<AppraiseRequest>,
+    ) -> Result<Response<AppraiseResponse>, Status> {
+        let started = Instant::now();
+        let outcome = self.appraise_request(request.into_inner()).await;
+        match &outcome {
+            Ok(appraisal) => self.metrics.appraised(&appraisal.result, started.elapsed()),
+            Err(_) => self.metrics.refused(started.elapsed()),
+        }
         Ok(Response::new(AppraiseResponse {
-            result: appraisal.signed,
+            result: outcome?.signed,
         }))
     }
 
@@ -202,8 +228,24 @@ fn host_parts(host: HostEvidence) -> Result<(HostEvidence, PcrValues), ServiceEr
     Ok((host, values))
 }
 
+/// Why the verifier's server stopped with an error.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The health or reflection service could not be built.
+    #[error("standard grpc services could not be built")]
+    Serving(#[source] ServingError),
+    /// The gRPC transport failed.
+    #[error("grpc server failed")]
+    Transport(#[source] tonic::transport::Error),
+}
+
 /// Serves `service` on an already bound listener until `shutdown` resolves;
 /// requests in flight finish first.
+///
+/// Beside `chipward.v1.Verifier` the server runs `grpc.health.v1.Health`
+/// (`SERVING` for the server and each service) and server reflection, v1
+/// and v1alpha.
 ///
 /// Limitation: callers are not authenticated and traffic is not encrypted;
 /// bind to loopback (the default) until the service runs behind mTLS.
@@ -212,14 +254,22 @@ pub async fn serve(
     listener: TcpListener,
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), ServeError> {
     let server = VerifierServer::new(service)
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
+    let names = [VERIFIER_SERVICE];
+    let health = serving::health(&names).await;
+    let (reflection, reflection_alpha) =
+        serving::reflection(&names).map_err(ServeError::Serving)?;
     tonic::transport::Server::builder()
         .add_service(server)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
+        .map_err(ServeError::Transport)
 }
 
 /// Fetches the issuer's revocation list every `interval` until the task is

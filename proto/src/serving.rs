@@ -1,0 +1,77 @@
+//! The standard gRPC services every Chipward server runs beside its own:
+//! `grpc.health.v1.Health` and server reflection (`grpc.reflection.v1` and
+//! `v1alpha`), so that generic tools can probe and describe a server.
+//!
+//! Reflection describes only the services a server names, from the
+//! descriptors compiled into this crate ([`crate::grpc::FILE_DESCRIPTOR_SET`]).
+//! It reveals the API's shape, which is public anyway, and nothing else.
+
+use thiserror::Error;
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::server::health_reporter;
+use tonic_reflection::server::{Builder, v1, v1alpha};
+
+/// The health service's full name.
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+/// The v1 reflection service's full name.
+pub const REFLECTION_V1_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
+/// The v1alpha reflection service's full name.
+pub const REFLECTION_V1ALPHA_SERVICE: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+/// Why the standard services could not be built.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServingError {
+    /// The compiled descriptors do not form a valid set.
+    #[error("file descriptor set refused by reflection")]
+    Descriptors(#[source] tonic_reflection::server::Error),
+}
+
+/// A health service that reports `SERVING` for the whole server (the empty
+/// name) and for each of `services` (full names such as
+/// `chipward.v1.Verifier`).
+pub async fn health(services: &[&str]) -> HealthServer<impl Health> {
+    let (reporter, server) = health_reporter();
+    for name in services.iter().copied().chain([HEALTH_SERVICE]) {
+        reporter
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    server
+}
+
+/// Reflection services, v1 and v1alpha, that list `services` plus health and
+/// reflection themselves.
+pub fn reflection(
+    services: &[&str],
+) -> Result<
+    (
+        v1::ServerReflectionServer<impl v1::ServerReflection>,
+        v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
+    ),
+    ServingError,
+> {
+    let builder = || {
+        let mut b = Builder::configure()
+            .register_encoded_file_descriptor_set(crate::grpc::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            );
+        let names = [
+            HEALTH_SERVICE,
+            REFLECTION_V1_SERVICE,
+            REFLECTION_V1ALPHA_SERVICE,
+        ];
+        for name in services.iter().copied().chain(names) {
+            b = b.with_service_name(name);
+        }
+        b
+    };
+    let v1 = builder().build_v1().map_err(ServingError::Descriptors)?;
+    let v1alpha = builder()
+        .build_v1alpha()
+        .map_err(ServingError::Descriptors)?;
+    Ok((v1, v1alpha))
+}
