@@ -42,7 +42,7 @@ pub type Check = fn(&dyn Ledger);
 /// ledger and whatever must outlive it (a temporary folder, a throwaway
 /// database). Each test calls it once and drops the ledger first.
 ///
-/// ```ignore
+/// ```text
 /// chipward_issuer::ledger_conformance_tests!(fresh_ledger);
 /// ```
 #[macro_export]
