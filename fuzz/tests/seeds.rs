@@ -4,7 +4,7 @@
 //! its first rejection. A seed writer run that left `data/` and `corpus/`
 //! out of step fails here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chipward_certs::chain::{ChainPolicy, TrustAnchor, validate_chain, validate_ek_chain};
 use chipward_certs::keys::key_id_for;
@@ -161,5 +161,24 @@ fn tpm_quotes_check_as_tpm2_checkquote_would() {
             false,
         );
         assert!(checked.is_ok(), "{name}: {checked:?}");
+    }
+}
+
+#[test]
+fn every_target_has_seeds() {
+    let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
+    let targets: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .filter(|name| !name.starts_with("chipward"))
+        .collect();
+    assert_eq!(targets.len(), 14);
+    for target in targets {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus")
+            .join(target);
+        let count = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        assert!(count >= 3, "{target} has {count} seeds");
     }
 }
