@@ -108,9 +108,10 @@ impl ReferenceValues {
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
         for (model, indices) in &self.models {
-            out.push_str(&format!(
-                "[[model]]\nname = {model:?}\n[model.measurements]\n"
-            ));
+            // A TOML string, escaped by TOML's rules: Rust's `{:?}` writes
+            // escapes such as `\u{c}` that no TOML reader accepts.
+            let name = toml::Value::String(model.clone());
+            out.push_str(&format!("[[model]]\nname = {name}\n[model.measurements]\n"));
             for (index, values) in indices {
                 let list: Vec<String> = values
                     .iter()
@@ -206,6 +207,36 @@ mod tests {
             (r.status, r.code.as_str()),
             (Status::Unknown, code::NO_REFERENCE)
         );
+    }
+
+    /// Found by the `verifier_config` fuzz target: a name with a form feed
+    /// (TOML escape `\f`) was written back as `\u{c}`, which TOML refuses.
+    #[test]
+    fn writes_names_with_control_characters_that_read_back() {
+        let file = "[[model]]\nname = \"CW-100 Provi\\fsioner CA\"\n\
+                    [model.measurements]\n1 = [\"10eb\"]\n";
+        let read = ReferenceValues::from_toml(file).unwrap();
+        let mut expected = ReferenceValues::default();
+        expected.insert("CW-100 Provi\u{c}sioner CA", 1, vec![vec![0x10, 0xeb]]);
+        assert_eq!(read, expected);
+        assert_eq!(
+            ReferenceValues::from_toml(&read.to_toml()).unwrap(),
+            expected
+        );
+
+        for name in [
+            "nul\0",
+            "del\u{7f}",
+            "zero\u{200b}width",
+            "q\"b\\s",
+            "t\tn\n",
+            "é'",
+        ] {
+            let mut values = ReferenceValues::default();
+            values.insert(name, 2, vec![vec![0xaa]]);
+            let reread = ReferenceValues::from_toml(&values.to_toml());
+            assert_eq!(reread.unwrap(), values, "{name:?}");
+        }
     }
 
     #[test]
