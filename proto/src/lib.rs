@@ -7,6 +7,7 @@
 //! parsing and malformed input is an error value, never a panic. Signed
 //! objects are only handed out after their signature holds.
 
+pub mod access;
 pub mod ak_binding;
 pub mod audit;
 pub mod cose;
@@ -20,6 +21,7 @@ pub mod result;
 pub mod revocation;
 pub mod serving;
 pub mod spdm;
+pub mod tls;
 pub mod tpm;
 
 /// Generated gRPC messages and services for `chipward.v1`.

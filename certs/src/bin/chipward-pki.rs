@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use chipward_certs::pki::{self, DevPki};
+use chipward_certs::pki::{self, DevPki, tls};
 use chipward_certs::spki_sha256;
+use chipward_proto::access::Role;
 
 /// Create or inspect a Chipward development PKI.
 #[derive(Parser)]
@@ -31,6 +32,54 @@ enum Command {
         #[arg(long, default_value = "CW-100")]
         model: String,
     },
+    /// Create a TLS folder: the CA, `issuer` and `verifier` server
+    /// certificates for localhost and 127.0.0.1, clients `admin`,
+    /// `reviewer`, `auditor`, `landmark`, and `operator` for the tenants
+    /// given (none without --tenant).
+    TlsInit {
+        /// Folder to create (mode 0700 if missing); nothing is overwritten.
+        #[arg(long)]
+        dir: PathBuf,
+        /// A tenant the `operator` client acts for (repeatable).
+        #[arg(long)]
+        tenant: Vec<String>,
+    },
+    /// Issue a server certificate (also usable as a client) from a TLS folder.
+    TlsServer {
+        /// The TLS folder (made by tls-init).
+        #[arg(long)]
+        dir: PathBuf,
+        /// File stem and common name: writes <NAME>.pem and <NAME>.key.
+        #[arg(long)]
+        name: String,
+        /// A DNS name or IP address the server is reached at (repeatable).
+        #[arg(long, required = true)]
+        host: Vec<String>,
+        /// The role the server has when it calls other servers.
+        #[arg(long, default_value = "verifier")]
+        role: String,
+    },
+    /// Issue a client certificate carrying a role and scope.
+    TlsClient {
+        /// The TLS folder (made by tls-init).
+        #[arg(long)]
+        dir: PathBuf,
+        /// File stem and common name: writes <NAME>.pem and <NAME>.key.
+        #[arg(long)]
+        name: String,
+        /// vendor-admin, reviewer, operator, auditor, landmark, device or verifier.
+        #[arg(long)]
+        role: String,
+        /// A tenant an operator acts for (repeatable; an operator needs one).
+        #[arg(long)]
+        tenant: Vec<String>,
+        /// A site an operator is limited to (repeatable; none: every site).
+        #[arg(long)]
+        site: Vec<String>,
+        /// A chip id a device is (repeatable; a device needs one).
+        #[arg(long)]
+        chip: Vec<String>,
+    },
     /// Print the subjects and key ids of an existing PKI folder.
     Show {
         /// The PKI folder.
@@ -49,6 +98,43 @@ fn main() -> anyhow::Result<()> {
                 println!("  {}", dir.join(file).display());
             }
             print_summary(&pki)
+        }
+        Command::TlsInit { dir, tenant } => {
+            let tenants: Vec<&str> = tenant.iter().map(String::as_str).collect();
+            tls::create_local_deployment(&dir, &tenants)
+                .with_context(|| format!("creating a tls folder in {}", dir.display()))?;
+            println!("created tls folder {}", dir.display());
+            Ok(())
+        }
+        Command::TlsServer {
+            dir,
+            name,
+            host,
+            role,
+        } => {
+            let ca = tls::TlsCa::load(&dir)?;
+            let path = ca.issue_server(&name, &host, &tls::Grant::role(parse_role(&role)?))?;
+            println!("wrote {} and its key", path.display());
+            Ok(())
+        }
+        Command::TlsClient {
+            dir,
+            name,
+            role,
+            tenant,
+            site,
+            chip,
+        } => {
+            let ca = tls::TlsCa::load(&dir)?;
+            let grant = tls::Grant {
+                role: parse_role(&role)?,
+                tenants: tenant,
+                sites: site,
+                chips: chip,
+            };
+            let path = ca.issue_client(&name, &grant)?;
+            println!("wrote {} and its key", path.display());
+            Ok(())
         }
         Command::Show { dir } => {
             let pki = DevPki::load(&dir)
@@ -74,4 +160,11 @@ fn print_summary(pki: &DevPki) -> anyhow::Result<()> {
         pki.verifier_result_key.key_id()
     );
     Ok(())
+}
+
+fn parse_role(name: &str) -> anyhow::Result<Role> {
+    Role::parse(name).with_context(|| {
+        let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("unknown role {name:?}: one of {}", all.join(", "))
+    })
 }

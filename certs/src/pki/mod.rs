@@ -11,6 +11,7 @@
 //! This is a development PKI: keys sit in files with owner-only permissions, not in an HSM.
 
 mod issue;
+pub mod tls;
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Write};
@@ -108,6 +109,9 @@ pub enum PkiError {
         #[source]
         source: io::Error,
     },
+    /// TLS material or a grant was refused.
+    #[error("tls: {0}")]
+    Tls(String),
     /// A PKI file could not be read.
     #[error("cannot read {}", path.display())]
     ReadFile {
