@@ -5,18 +5,20 @@
 use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chipward_certs::chain::{ChainPolicy, TrustAnchor};
 use chipward_certs::pki::DevPki;
+use chipward_certs::pki::tls as tls_pki;
 use chipward_issuer::compliance::{CompliancePolicy, EXAMPLE_POLICY};
 use chipward_issuer::ledger::SqliteLedger;
 use chipward_issuer::{IssuerService, IssuerSettings};
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::metrics::{Render, serve_metrics};
 use chipward_proto::result::Status;
+use chipward_proto::tls::{self, DEFAULT_SERVER_NAME, TlsFiles};
 use chipward_verifier::appraisal::{AppraisalSettings, Appraiser};
 use chipward_verifier::challenge::{Challenges, NonceKey};
 use chipward_verifier::evidence::roots::Roots;
@@ -26,11 +28,11 @@ use chipward_verifier::revocation::RevocationCache;
 use chipward_verifier::service::{self as verifier_service, VerifierService};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 
 use crate::chip::{LicenseState, SimChip, golden_measurements};
 use crate::clock::ScenarioClock;
-use crate::fleet::{self, FleetPlan, FleetReport, Host, SITES, SiteLandmarks, Vendor};
+use crate::fleet::{self, FleetPlan, FleetReport, Host, Links, SITES, SiteLandmarks, Vendor};
 use crate::host_firmware::host_policy;
 use crate::landmark::{self, enrolment};
 
@@ -47,12 +49,48 @@ pub struct Services {
     pub issuer_metrics: SocketAddr,
     /// Address of the verifier's Prometheus metrics endpoint.
     pub verifier_metrics: SocketAddr,
+    /// The TLS folder (`<dir>/pki/tls`): the CA, both servers' certificates
+    /// and clients `admin`, `reviewer`, `auditor`, `landmark` and
+    /// `operator` (of [`fleet::OPERATOR_TENANTS`]); more can be issued from
+    /// its CA.
+    pub tls_dir: PathBuf,
     _stop: Vec<oneshot::Sender<()>>,
 }
 
-/// Creates a PKI under `dir` and starts issuer and verifier on
-/// `127.0.0.1`, on ports the system picks, both telling time by `clock`.
-/// The issuer trusts `tpm_roots` (DER) for host EK certificates.
+impl Services {
+    /// A client configuration for the certificate `name` of the TLS folder.
+    pub fn client_tls(&self, name: &str) -> anyhow::Result<ClientTlsConfig> {
+        let files = TlsFiles::in_dir(&self.tls_dir, name);
+        Ok(files.load()?.client(DEFAULT_SERVER_NAME))
+    }
+
+    /// A channel to the issuer, authenticated as the certificate `name`.
+    pub async fn issuer_as(&self, name: &str) -> anyhow::Result<Channel> {
+        let url = format!("https://{}", self.issuer);
+        Ok(tls::connect_as(&self.tls_dir, name, &url).await?)
+    }
+
+    /// A channel to the verifier, authenticated as the certificate `name`.
+    pub async fn verifier_as(&self, name: &str) -> anyhow::Result<Channel> {
+        let url = format!("https://{}", self.verifier);
+        Ok(tls::connect_as(&self.tls_dir, name, &url).await?)
+    }
+
+    /// The fleet's links: admin, operator and auditor.
+    pub async fn links(&self) -> anyhow::Result<Links> {
+        Links::connect(
+            &self.tls_dir,
+            &format!("https://{}", self.issuer),
+            &format!("https://{}", self.verifier),
+        )
+        .await
+    }
+}
+
+/// Creates a PKI and a TLS folder under `dir` and starts issuer and
+/// verifier on `127.0.0.1`, on ports the system picks, both with mutual TLS
+/// and telling time by `clock`. The issuer trusts `tpm_roots` (DER) for
+/// host EK certificates.
 pub async fn start_services(
     dir: &Path,
     plan: &FleetPlan,
@@ -62,6 +100,10 @@ pub async fn start_services(
 ) -> anyhow::Result<Services> {
     let pki_dir = dir.join("pki");
     DevPki::create(&pki_dir, &plan.model)?;
+    let tls_dir = pki_dir.join("tls");
+    tls_pki::create_local_deployment(&tls_dir, &fleet::OPERATOR_TENANTS)?;
+    let issuer_tls = TlsFiles::in_dir(&tls_dir, "issuer").load()?;
+    let verifier_tls = TlsFiles::in_dir(&tls_dir, "verifier").load()?;
     let mut stop = Vec::new();
 
     let issuer_listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -69,7 +111,12 @@ pub async fn start_services(
     let issuer_service = issuer_service(&pki_dir, &dir.join("ledger.sqlite"), tpm_roots, clock)?;
     let issuer_metrics = spawn_metrics(&mut stop, issuer_service.metrics_renderer()).await?;
     spawn_server(&mut stop, |shutdown| {
-        chipward_issuer::serve(issuer_service, issuer_listener, shutdown)
+        chipward_issuer::serve(
+            issuer_service,
+            issuer_listener,
+            issuer_tls.server(),
+            shutdown,
+        )
     });
 
     let verifier_listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -77,7 +124,8 @@ pub async fn start_services(
     let (appraiser, revocations, issuer_keys) = verifier_parts(&pki_dir, plan, landmarks)?;
     let clock = clock.for_verifier();
     tokio::spawn(verifier_service::refresh_revocations(
-        format!("http://{issuer}"),
+        format!("https://{issuer}"),
+        verifier_tls.client(DEFAULT_SERVER_NAME),
         issuer_keys,
         revocations,
         REVOCATION_REFRESH,
@@ -86,7 +134,13 @@ pub async fn start_services(
     let service = VerifierService::new(appraiser, clock);
     let verifier_metrics = spawn_metrics(&mut stop, service.metrics().renderer()).await?;
     spawn_server(&mut stop, |shutdown| {
-        verifier_service::serve(service, verifier_listener, 1 << 20, shutdown)
+        verifier_service::serve(
+            service,
+            verifier_listener,
+            verifier_tls.server(),
+            1 << 20,
+            shutdown,
+        )
     });
 
     Ok(Services {
@@ -94,6 +148,7 @@ pub async fn start_services(
         verifier,
         issuer_metrics,
         verifier_metrics,
+        tls_dir,
         _stop: stop,
     })
 }
@@ -198,21 +253,11 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
     });
     let clock = Arc::new(ScenarioClock::movable());
     let services = start_services(dir, plan, &rig.tpm_roots, &landmarks, &clock).await?;
-    let issuer = format!("http://{}", services.issuer);
-    let verifier = format!("http://{}", services.verifier);
-    let hosts = rig.enrol(&issuer).await?;
-    let channel = Channel::from_shared(issuer.clone())?.connect().await?;
-    let list = crate::records::load_demo_list(channel.clone()).await?;
-    let mut report = run_against(
-        &dir.join("pki"),
-        &issuer,
-        &verifier,
-        plan,
-        &hosts,
-        landmarks,
-        clock,
-    )
-    .await?;
+    let links = services.links().await?;
+    let hosts = rig.enrol(links.operator.clone()).await?;
+    let admin = links.admin.clone();
+    let list = crate::records::load_demo_list(admin.clone()).await?;
+    let mut report = run_with(&dir.join("pki"), &links, plan, &hosts, landmarks, clock).await?;
     report.hosts_note = rig.note.clone();
     // The auditor reads the whole log back and checks it offline, with one
     // leaked key's chip (or the first chip) as the bundle example.
@@ -228,7 +273,7 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
         pki.issuer_token_key.public_key(),
     );
     let listed = SimChip::manufacture(&pki.chip_ca, &plan.model, 1_000_000, &plan.firmware)?;
-    let refusal = crate::records::listed_tenant_asks(channel.clone(), &listed).await?;
+    let refusal = crate::records::listed_tenant_asks(admin, &listed).await?;
     report.screening = vec![
         format!(
             "{list}: the fleet's {} tenants cleared",
@@ -236,8 +281,10 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
         ),
         refusal,
     ];
-    report.audit =
-        Some(crate::records::audit_log(channel, &keys, dir, bundle_chip.as_deref()).await?);
+    report.audit = Some(
+        crate::records::audit_log(links.auditor.clone(), &keys, dir, bundle_chip.as_deref())
+            .await?,
+    );
     // Hosts close their TPM connections before their swtpms stop.
     drop(hosts);
     drop(services);
@@ -332,17 +379,16 @@ impl HostRig {
         }
     }
 
-    /// Binds each host's AK through the issuer at `issuer_url`.
-    pub async fn enrol(&self, issuer_url: &str) -> anyhow::Result<Vec<Arc<dyn Host>>> {
+    /// Binds each host's AK through the issuer behind `issuer` (a channel
+    /// as an operator or the vendor administrator).
+    pub async fn enrol(&self, issuer: Channel) -> anyhow::Result<Vec<Arc<dyn Host>>> {
         #[cfg(feature = "tpm")]
         {
             let mut out: Vec<Arc<dyn Host>> = Vec::new();
             if self.hosts.is_empty() {
                 return Ok(out);
             }
-            let mut issuer =
-                chipward_proto::grpc::issuer_client::IssuerClient::connect(issuer_url.to_owned())
-                    .await?;
+            let mut issuer = chipward_proto::grpc::issuer_client::IssuerClient::new(issuer);
             for (host, intermediates) in &self.hosts {
                 crate::host::enrol(host, &mut issuer, intermediates.clone()).await?;
                 out.push(Arc::clone(host) as Arc<dyn Host>);
@@ -351,7 +397,7 @@ impl HostRig {
         }
         #[cfg(not(feature = "tpm"))]
         {
-            let _ = issuer_url;
+            drop(issuer);
             Ok(Vec::new())
         }
     }
@@ -364,12 +410,27 @@ fn pem_certs(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
 }
 
 /// Runs `plan` against an issuer and a verifier already serving at these
-/// URLs, with chips certified by the provisioner CA in `pki_dir`, telling
-/// time by `clock` (which must be the servers' own if it moves).
+/// URLs, with chips certified by the provisioner CA in `pki_dir` and the
+/// client certificates of `pki_dir/tls`, telling time by `clock` (which
+/// must be the servers' own if it moves).
 pub async fn run_against(
     pki_dir: &Path,
     issuer_url: &str,
     verifier_url: &str,
+    plan: &FleetPlan,
+    hosts: &[Arc<dyn Host>],
+    landmarks: Arc<SiteLandmarks>,
+    clock: Arc<ScenarioClock>,
+) -> anyhow::Result<FleetReport> {
+    let links = Links::connect(&pki_dir.join("tls"), issuer_url, verifier_url).await?;
+    run_with(pki_dir, &links, plan, hosts, landmarks, clock).await
+}
+
+/// Runs `plan` over `links`, with chips certified by the provisioner CA in
+/// `pki_dir`.
+pub async fn run_with(
+    pki_dir: &Path,
+    links: &Links,
     plan: &FleetPlan,
     hosts: &[Arc<dyn Host>],
     landmarks: Arc<SiteLandmarks>,
@@ -387,13 +448,7 @@ pub async fn run_against(
             pki.verifier_result_key.public_key(),
         ),
     };
-    let issuer = Channel::from_shared(issuer_url.to_owned())?
-        .connect()
-        .await?;
-    let verifier = Channel::from_shared(verifier_url.to_owned())?
-        .connect()
-        .await?;
-    fleet::run(plan, &vendor, issuer, verifier, hosts, landmarks, clock).await
+    fleet::run(plan, &vendor, links, hosts, landmarks, clock).await
 }
 
 /// The reference values a verifier needs for the fleet's firmware.

@@ -106,6 +106,13 @@ pub struct IssuerConfig {
     /// The list's publication date, `YYYY-MM-DD`; required with
     /// `screening_list`.
     pub screening_list_date: String,
+    /// CA certificate (PEM) every client certificate must chain to.
+    /// Default `./pki/tls/ca.pem`.
+    pub tls_ca: PathBuf,
+    /// The issuer's server certificate (PEM). Default `./pki/tls/issuer.pem`.
+    pub tls_cert: PathBuf,
+    /// Its private key (PKCS#8 PEM). Default `./pki/tls/issuer.key`.
+    pub tls_key: PathBuf,
 }
 
 impl Default for IssuerConfig {
@@ -135,6 +142,9 @@ impl Default for IssuerConfig {
             screening_list: None,
             screening_list_label: "CSL".into(),
             screening_list_date: String::new(),
+            tls_ca: PathBuf::from("./pki/tls/ca.pem"),
+            tls_cert: PathBuf::from("./pki/tls/issuer.pem"),
+            tls_key: PathBuf::from("./pki/tls/issuer.key"),
         }
     }
 }
@@ -384,6 +394,15 @@ impl IssuerConfig {
     }
 
     /// Reads every certificate in every `tpm_roots` file as a trust anchor
+    /// The TLS files the issuer serves with.
+    pub fn tls_files(&self) -> chipward_proto::tls::TlsFiles {
+        chipward_proto::tls::TlsFiles {
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        }
+    }
+
     /// for host EK certificate chains, in file order.
     pub fn load_tpm_roots(&self) -> Result<Vec<TrustAnchor>, ConfigError> {
         let mut anchors = Vec::new();

@@ -30,6 +30,10 @@ pub enum ServiceError {
     /// A request field is missing, malformed or out of range.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The caller's certificate does not allow this call, or not for this
+    /// tenant, site or chip.
+    #[error(transparent)]
+    Access(#[from] chipward_proto::access::AccessError),
     /// The enrolment chain does not validate to the vendor root.
     #[error("certificate chain refused")]
     ChainInvalid(#[source] ChainError),
@@ -146,6 +150,15 @@ impl ServiceError {
             Self::Compliance(_) => (Code::FailedPrecondition, "compliance", Security),
             Self::Screened { .. } => (Code::PermissionDenied, "screening_hit", Security),
             Self::AuditRange(_) => (Code::InvalidArgument, "audit_range", BadRequest),
+            Self::Access(e) => {
+                use chipward_proto::access::AccessError as A;
+                let stable = match e {
+                    A::Role { .. } => "role_forbidden",
+                    A::Scope { .. } => "out_of_scope",
+                    _ => "unauthenticated",
+                };
+                (e.grpc_code(), stable, Security)
+            }
             Self::Ledger(e) => match e {
                 LedgerError::Conflict { .. } => (Code::AlreadyExists, "chip_conflict", Security),
                 LedgerError::UnknownChip { .. } => {
@@ -226,6 +239,7 @@ impl ServiceError {
             | Self::Compliance(_)
             | Self::Screened { .. }
             | Self::AuditRange(_)
+            | Self::Access(_)
             | Self::HostEnrolment(_) => self.to_string(),
         }
     }

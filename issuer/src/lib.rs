@@ -17,11 +17,10 @@
 use std::future::Future;
 
 use chipward_proto::grpc::{self, issuer_server::IssuerServer};
-use chipward_proto::serving;
+use chipward_proto::serving::{self, incoming};
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Server, ServerTlsConfig};
 
 pub mod clock;
 pub mod compliance;
@@ -54,8 +53,10 @@ pub enum ServeError {
     Serving(#[source] serving::ServingError),
 }
 
-/// Serves `service` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish.
+/// Serves `service` on `listener` with mutual TLS (`tls`, from
+/// [`chipward_proto::tls::TlsMaterial::server`]) until `shutdown` completes,
+/// then lets requests in flight finish. Every call is authorised by the
+/// role and scope in the client's certificate ([`chipward_proto::access`]).
 ///
 /// Requests larger than the service's `max_message_bytes` are refused
 /// before they are decoded. Beside `chipward.v1.Issuer`, `AuditLog` and
@@ -64,26 +65,23 @@ pub enum ServeError {
 pub async fn serve(
     service: IssuerService,
     listener: TcpListener,
+    tls: ServerTlsConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let max = service.settings().max_message_bytes;
     let service = std::sync::Arc::new(service);
     let grpc =
         IssuerServer::from_arc(std::sync::Arc::clone(&service)).max_decoding_message_size(max);
-    let compliance =
+    let compliance = tonic::service::interceptor::InterceptedService::new(
         grpc::compliance_server::ComplianceServer::from_arc(std::sync::Arc::clone(&service))
-            .max_decoding_message_size(64 * 1024 * 1024);
+            .max_decoding_message_size(64 * 1024 * 1024),
+        service::compliance_gate,
+    );
     let audit = grpc::audit_log_server::AuditLogServer::from_arc(service)
         .max_decoding_message_size(max)
         .max_encoding_message_size(64 * 1024 * 1024);
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, max_message_bytes = max, "issuer serving");
-        // Limitation: callers are not authenticated; whoever reaches the port
-        // can issue and revoke. Off loopback that needs an authenticating
-        // proxy in front, so say so loudly.
-        if !addr.ip().is_loopback() {
-            tracing::warn!(%addr, "issuer reachable off loopback without client authentication");
-        }
+        tracing::info!(%addr, max_message_bytes = max, "issuer serving with mutual tls");
     }
     let names = [
         grpc::issuer_server::SERVICE_NAME,
@@ -94,13 +92,15 @@ pub async fn serve(
     let (reflection, reflection_alpha) =
         serving::reflection(&names).map_err(ServeError::Serving)?;
     Server::builder()
+        .tls_config(tls)
+        .map_err(ServeError::Transport)?
         .add_service(grpc)
         .add_service(audit)
         .add_service(compliance)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
         .map_err(ServeError::Transport)
 }

@@ -13,6 +13,7 @@ use anyhow::Context;
 use chipward_issuer::ledger::{self, LedgerLocation};
 use chipward_issuer::{IssuerConfig, IssuerService, SystemClock, serve};
 use chipward_proto::metrics::serve_metrics;
+use chipward_proto::serving::shutdown_signal;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -63,6 +64,10 @@ async fn main() -> anyhow::Result<()> {
     let settings = config.settings()?;
     let pki = config.load_pki()?;
     let tpm_roots = config.load_tpm_roots()?;
+    let tls = config
+        .tls_files()
+        .load()
+        .context("loading the tls certificate and key")?;
     tracing::info!(count = tpm_roots.len(), "tpm roots loaded");
 
     let location = config.database.clone();
@@ -103,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
             std::future::pending(),
         ));
     }
-    serve(service, listener, shutdown_signal()).await?;
+    serve(service, listener, tls.server(), shutdown_signal()).await?;
     tracing::info!("issuer stopped");
     Ok(())
 }
@@ -118,32 +123,4 @@ fn init_logging(json: bool) {
     } else {
         logs.init();
     }
-}
-
-/// Completes on SIGINT or SIGTERM. If a handler cannot be installed, that
-/// signal is simply not awaited.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutdown requested");
 }

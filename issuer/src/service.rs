@@ -24,6 +24,7 @@ use chipward_certs::chain::{ChainPolicy, TrustAnchor, validate_chain};
 use chipward_certs::keys::Ed25519Key;
 use chipward_certs::pki::DevPki;
 use chipward_proto::TokenId;
+use chipward_proto::access::{Caller, Role};
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_server::Issuer;
 use chipward_proto::grpc::{
@@ -61,7 +62,7 @@ mod host;
 pub use audit::{MAX_BUNDLE_ENTRIES, MAX_ENTRIES_PER_CALL};
 pub use batch::{IssueBatcher, MAX_BATCH};
 use chipward_proto::audit::{AuditEntry, EntryKind};
-pub use compliance::{Screening, StoredParty};
+pub use compliance::{Screening, StoredParty, compliance_gate};
 
 /// The issuer service; hand it to [`crate::serve`].
 pub struct IssuerService {
@@ -305,24 +306,58 @@ impl IssuerService {
         Ok(to_wire(record))
     }
 
-    async fn get(&self, token_id: &str) -> Result<License, ServiceError> {
+    async fn get(&self, caller: &Caller, token_id: &str) -> Result<License, ServiceError> {
         let token_id = request::token_id(token_id, "token_id")?;
         Span::current().record("token", field::display(token_id));
         let record = self.ledger(move |l| l.license(&token_id)).await?;
         let record = record.ok_or(ServiceError::LicenseNotFound { token_id })?;
+        in_scope(caller, &record)?;
         Ok(to_wire(record))
     }
 
-    async fn list(&self, req: ListLicensesRequest) -> Result<Vec<License>, ServiceError> {
+    async fn list(
+        &self,
+        caller: &Caller,
+        mut req: ListLicensesRequest,
+    ) -> Result<Vec<License>, ServiceError> {
+        // An operator lists one of its tenants (its only one when it names
+        // none), a device only its own chip; what they get back is then
+        // cut to their sites or chip.
+        match caller.role() {
+            Role::Operator => {
+                if req.tenant.is_empty()
+                    && let [only] = caller.tenants()
+                {
+                    req.tenant.clone_from(only);
+                }
+                if req.tenant.is_empty() {
+                    return Err(ServiceError::Input(request::InputError::Invalid {
+                        field: "tenant",
+                        reason: "an operator acting for several tenants must name one",
+                    }));
+                }
+                caller.require_tenant(&req.tenant)?;
+            }
+            Role::Device => caller.require_chip(&req.chip_id)?,
+            _ => {}
+        }
         let (filter, limit) = request::list_filter(&req)?;
         let records = self
             .ledger(move |l| l.list_licenses(&filter, limit))
             .await?;
         debug!(count = records.len(), "licenses listed");
-        Ok(records.into_iter().map(to_wire).collect())
+        Ok(records
+            .into_iter()
+            .filter(|r| in_scope(caller, r).is_ok())
+            .map(to_wire)
+            .collect())
     }
 
-    async fn renew(&self, req: RenewLicenseRequest) -> Result<License, ServiceError> {
+    async fn renew(
+        &self,
+        caller: &Caller,
+        req: RenewLicenseRequest,
+    ) -> Result<License, ServiceError> {
         // 1. Check the request fields.
         let token_id = request::token_id(&req.token_id, "token_id")?;
         Span::current().record("token", field::display(token_id));
@@ -333,6 +368,7 @@ impl IssuerService {
         let old = self.ledger(move |l| l.license(&token_id)).await?;
         let old = old.ok_or(ServiceError::LicenseNotFound { token_id })?;
         Span::current().record("chip", field::display(old.chip_id.short()));
+        in_scope(caller, &old)?;
 
         // 3. The attestation result must justify renewal now.
         let now = self.clock.now();
@@ -619,8 +655,10 @@ impl Issuer for IssuerService {
         request: Request<EnrolChipRequest>,
     ) -> Result<Response<EnrolChipResponse>, Status> {
         let started = Instant::now();
-        let chain = request.into_inner().cert_chain;
-        let out = self.enrol(chain).await;
+        let out = match admit(&request, "EnrolChip", ADMIN) {
+            Ok(_) => self.enrol(request.into_inner().cert_chain).await,
+            Err(e) => Err(e),
+        };
         self.answer("EnrolChip", started, out).map(Response::new)
     }
 
@@ -635,7 +673,10 @@ impl Issuer for IssuerService {
         request: Request<IssueLicenseRequest>,
     ) -> Result<Response<LicenseResponse>, Status> {
         let started = Instant::now();
-        let out = self.issue(request.into_inner()).await;
+        let out = match admit(&request, "IssueLicense", ADMIN) {
+            Ok(_) => self.issue(request.into_inner()).await,
+            Err(e) => Err(e),
+        };
         let license = self.answer("IssueLicense", started, out)?;
         self.metrics.issued();
         Ok(Response::new(LicenseResponse {
@@ -653,7 +694,10 @@ impl Issuer for IssuerService {
         request: Request<GetLicenseRequest>,
     ) -> Result<Response<LicenseResponse>, Status> {
         let started = Instant::now();
-        let out = self.get(&request.into_inner().token_id).await;
+        let out = match admit(&request, "GetLicense", READERS) {
+            Ok(caller) => self.get(&caller, &request.into_inner().token_id).await,
+            Err(e) => Err(e),
+        };
         let license = self.answer("GetLicense", started, out)?;
         Ok(Response::new(LicenseResponse {
             license: Some(license),
@@ -669,7 +713,10 @@ impl Issuer for IssuerService {
         request: Request<ListLicensesRequest>,
     ) -> Result<Response<ListLicensesResponse>, Status> {
         let started = Instant::now();
-        let out = self.list(request.into_inner()).await;
+        let out = match admit(&request, "ListLicenses", READERS) {
+            Ok(caller) => self.list(&caller, request.into_inner()).await,
+            Err(e) => Err(e),
+        };
         let licenses = self.answer("ListLicenses", started, out)?;
         Ok(Response::new(ListLicensesResponse { licenses }))
     }
@@ -685,7 +732,10 @@ impl Issuer for IssuerService {
         request: Request<RenewLicenseRequest>,
     ) -> Result<Response<LicenseResponse>, Status> {
         let started = Instant::now();
-        let out = self.renew(request.into_inner()).await;
+        let out = match admit(&request, "RenewLicense", &[Role::Operator]) {
+            Ok(caller) => self.renew(&caller, request.into_inner()).await,
+            Err(e) => Err(e),
+        };
         let license = self.answer("RenewLicense", started, out)?;
         self.metrics.renewed();
         Ok(Response::new(LicenseResponse {
@@ -703,7 +753,10 @@ impl Issuer for IssuerService {
         request: Request<RevokeLicenseRequest>,
     ) -> Result<Response<RevokeLicenseResponse>, Status> {
         let started = Instant::now();
-        let out = self.revoke(request.into_inner()).await;
+        let out = match admit(&request, "RevokeLicense", ADMIN) {
+            Ok(_) => self.revoke(request.into_inner()).await,
+            Err(e) => Err(e),
+        };
         let seq = self.answer("RevokeLicense", started, out)?;
         self.metrics.revoked();
         Ok(Response::new(RevokeLicenseResponse {
@@ -720,8 +773,13 @@ impl Issuer for IssuerService {
         request: Request<GetRevocationListRequest>,
     ) -> Result<Response<RevocationListResponse>, Status> {
         let started = Instant::now();
-        let GetRevocationListRequest {} = request.into_inner();
-        let out = self.revocation_list().await;
+        let out = match admit(&request, "GetRevocationList", &Role::ALL) {
+            Ok(_) => {
+                let GetRevocationListRequest {} = request.into_inner();
+                self.revocation_list().await
+            }
+            Err(e) => Err(e),
+        };
         let (seq, signed) = self.answer("GetRevocationList", started, out)?;
         Ok(Response::new(RevocationListResponse {
             signed_list: signed.as_ref().clone(),
@@ -740,7 +798,10 @@ impl Issuer for IssuerService {
         request: Request<BeginHostEnrolmentRequest>,
     ) -> Result<Response<BeginHostEnrolmentResponse>, Status> {
         let started = Instant::now();
-        let begun = self.begin_host(request.into_inner()).await;
+        let begun = match admit(&request, "BeginHostEnrolment", HOST_ENROLERS) {
+            Ok(_) => self.begin_host(request.into_inner()).await,
+            Err(e) => Err(e),
+        };
         self.answer("BeginHostEnrolment", started, begun)
             .map(Response::new)
     }
@@ -756,7 +817,10 @@ impl Issuer for IssuerService {
         request: Request<CompleteHostEnrolmentRequest>,
     ) -> Result<Response<CompleteHostEnrolmentResponse>, Status> {
         let started = Instant::now();
-        let done = self.complete_host(request.into_inner()).await;
+        let done = match admit(&request, "CompleteHostEnrolment", HOST_ENROLERS) {
+            Ok(_) => self.complete_host(request.into_inner()).await,
+            Err(e) => Err(e),
+        };
         self.answer("CompleteHostEnrolment", started, done)
             .map(Response::new)
     }
@@ -779,6 +843,36 @@ impl IssuerService {
             reject(e)
         })
     }
+}
+
+/// Roles that administer the vendor's side.
+const ADMIN: &[Role] = &[Role::VendorAdmin];
+/// Roles that may read licenses (operators and devices within scope).
+const READERS: &[Role] = &[
+    Role::VendorAdmin,
+    Role::Reviewer,
+    Role::Auditor,
+    Role::Operator,
+    Role::Device,
+];
+/// Roles that may enrol a host's TPM.
+const HOST_ENROLERS: &[Role] = &[Role::VendorAdmin, Role::Operator];
+
+/// The caller of `request`, if its role is one of `roles`.
+pub(crate) fn admit<T>(
+    request: &Request<T>,
+    rpc: &'static str,
+    roles: &[Role],
+) -> Result<Caller, ServiceError> {
+    let caller = Caller::of(request)?;
+    caller.require(rpc, roles)?;
+    Ok(caller)
+}
+
+/// Refuses unless `license` is within the caller's scope.
+pub(crate) fn in_scope(caller: &Caller, license: &LicenseRecord) -> Result<(), ServiceError> {
+    caller.require_scope(&license.tenant, &license.site.id, &license.chip_id.to_hex())?;
+    Ok(())
 }
 
 /// Logs a failure at the level its kind deserves and turns it into a status.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chipward_certs::keys::{P384Key, spki_sha256};
 use chipward_certs::pki::DevPki;
+use chipward_certs::pki::tls::create_local_deployment;
 use chipward_issuer::compliance::CompliancePolicy;
 use chipward_issuer::ledger::SqliteLedger;
 use chipward_issuer::{Clock, IssuerService, IssuerSettings, ManualClock, SystemClock, serve};
@@ -29,6 +30,7 @@ use chipward_proto::grpc::{
     PlaceLegalHoldRequest, PurgeLicenseRequest, RecordResultRequest, RenewLicenseRequest, Site,
 };
 use chipward_proto::result::{AttestationResult, ClaimResult, Status as Verdict};
+use chipward_proto::tls::{TlsFiles, connect_as};
 use tokio::net::TcpListener;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -39,9 +41,16 @@ struct Rig {
     _dir: tempfile::TempDir,
     pki: DevPki,
     clock: Arc<ManualClock>,
+    /// The vendor administrator.
     issuer: IssuerClient<Channel>,
+    /// The operator of the tenants used here: renews.
+    operator: IssuerClient<Channel>,
     log: AuditLogClient<Channel>,
+    /// The log as the operator: records results.
+    operator_log: AuditLogClient<Channel>,
     compliance: ComplianceClient<Channel>,
+    /// The screening reviewer: overrides and legal holds.
+    reviewer: ComplianceClient<Channel>,
 }
 
 async fn rig() -> Rig {
@@ -59,15 +68,30 @@ async fn rig() -> Rig {
     .unwrap()
     .with_compliance(policy, [7; 32]);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(service, listener, std::future::pending()));
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let tls = dir.path().join("tls");
+    create_local_deployment(
+        &tls,
+        &["acme-ai", "anon", "borealis", "zephyr", "quill-compute"],
+    )
+    .unwrap();
+    let server_tls = TlsFiles::in_dir(&tls, "issuer").load().unwrap().server();
+    tokio::spawn(serve(service, listener, server_tls, std::future::pending()));
+    let (admin, operator, reviewer) = (
+        connect_as(&tls, "admin", &url).await.unwrap(),
+        connect_as(&tls, "operator", &url).await.unwrap(),
+        connect_as(&tls, "reviewer", &url).await.unwrap(),
+    );
     Rig {
         _dir: dir,
         pki,
         clock,
-        issuer: IssuerClient::connect(url.clone()).await.unwrap(),
-        log: AuditLogClient::connect(url.clone()).await.unwrap(),
-        compliance: ComplianceClient::connect(url).await.unwrap(),
+        issuer: IssuerClient::new(admin.clone()),
+        operator: IssuerClient::new(operator.clone()),
+        log: AuditLogClient::new(admin.clone()),
+        operator_log: AuditLogClient::new(operator),
+        compliance: ComplianceClient::new(admin),
+        reviewer: ComplianceClient::new(reviewer),
     }
 }
 
@@ -262,7 +286,7 @@ async fn a_measured_tier_renews_only_on_a_passing_location_claim() {
     };
     let without = r.signed_result(&l, None);
     let err = r
-        .issuer
+        .operator
         .renew_license(renew(&l.token_id, without))
         .await
         .unwrap_err();
@@ -274,7 +298,7 @@ async fn a_measured_tier_renews_only_on_a_passing_location_claim() {
 
     let with = r.signed_result(&l, Some(Verdict::Pass));
     let renewed = r
-        .issuer
+        .operator
         .renew_license(renew(&l.token_id, with))
         .await
         .unwrap()
@@ -303,7 +327,7 @@ async fn heads_and_proofs_verify_and_the_exported_log_checks_offline() {
     let l = r.issue(&chip, "dub-1", "", 0).await.unwrap();
     let result = r.signed_result(&l, None);
     let logged = r
-        .log
+        .operator_log
         .record_result(RecordResultRequest {
             attestation_result: result.clone(),
         })
@@ -409,7 +433,7 @@ async fn heads_and_proofs_verify_and_the_exported_log_checks_offline() {
     let at = forged.len() - 5;
     forged[at] ^= 1;
     let err = r
-        .log
+        .operator_log
         .record_result(RecordResultRequest {
             attestation_result: forged,
         })
@@ -427,7 +451,7 @@ async fn a_chip_bundle_carries_its_records_and_proofs() {
     let l = r.issue(&first, "fra-1", "", 0).await.unwrap();
     r.issue(&other, "fra-1", "", 0).await.unwrap();
     let result = r.signed_result(&l, None);
-    r.log
+    r.operator_log
         .record_result(RecordResultRequest {
             attestation_result: result.clone(),
         })
@@ -571,7 +595,7 @@ async fn a_listed_party_is_refused_logged_and_can_be_cleared_by_a_reviewer() {
         reviewer: "r.ortega".into(),
         reason: "different company, registry extract on file".into(),
     };
-    r.compliance
+    r.reviewer
         .override_screening(request.clone())
         .await
         .unwrap();
@@ -584,7 +608,7 @@ async fn a_listed_party_is_refused_logged_and_can_be_cleared_by_a_reviewer() {
         ..request
     };
     assert_eq!(
-        r.compliance
+        r.reviewer
             .override_screening(stale)
             .await
             .unwrap_err()
@@ -688,7 +712,7 @@ async fn records_stay_through_retention_and_holds() {
         reason: "litigation 2031-17".into(),
     };
     let id = r
-        .compliance
+        .reviewer
         .place_legal_hold(hold)
         .await
         .unwrap()
@@ -700,9 +724,9 @@ async fn records_stay_through_retention_and_holds() {
         hold_id: id,
         reason: "case closed".into(),
     };
-    r.compliance.lift_legal_hold(lift.clone()).await.unwrap();
+    r.reviewer.lift_legal_hold(lift.clone()).await.unwrap();
     assert_eq!(
-        r.compliance.lift_legal_hold(lift).await.unwrap_err().code(),
+        r.reviewer.lift_legal_hold(lift).await.unwrap_err().code(),
         Code::NotFound
     );
     let done = r

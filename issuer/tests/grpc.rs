@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chipward_certs::keys::{Ed25519Key, P384Key, spki_sha256};
+use chipward_certs::pki::tls::create_local_deployment;
 use chipward_certs::pki::{CertifiedKey, DevPki};
 use chipward_issuer::host_enrolment::HostId;
 use chipward_issuer::ledger::{
@@ -24,6 +25,7 @@ use chipward_proto::grpc::{
 };
 use chipward_proto::result::{AttestationResult, ClaimResult, Status as Verdict};
 use chipward_proto::revocation::RevokedLicense;
+use chipward_proto::tls::{TlsFiles, connect_as};
 use chipward_proto::{ChipId, TokenId, license, revocation};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -40,7 +42,10 @@ struct Harness {
     _dir: tempfile::TempDir,
     pki: DevPki,
     clock: Arc<ManualClock>,
+    /// The vendor administrator.
     client: IssuerClient<Channel>,
+    /// The operator of the tenants used here, who renews.
+    operator: IssuerClient<Channel>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), chipward_issuer::ServeError>>,
 }
@@ -80,17 +85,21 @@ async fn start_with(ledger: Option<Arc<dyn Ledger>>) -> Harness {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(serve(service, listener, async {
+    let tls = dir.path().join("tls");
+    create_local_deployment(&tls, &["acme", "acme-ai", "globex"]).unwrap();
+    let server_tls = TlsFiles::in_dir(&tls, "issuer").load().unwrap().server();
+    let server = tokio::spawn(serve(service, listener, server_tls, async {
         let _ = stopped.await;
     }));
-    let client = IssuerClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let url = format!("https://{addr}");
+    let client = IssuerClient::new(connect_as(&tls, "admin", &url).await.unwrap());
+    let operator = IssuerClient::new(connect_as(&tls, "operator", &url).await.unwrap());
     Harness {
         _dir: dir,
         pki,
         clock,
         client,
+        operator,
         stop: Some(stop),
         server,
     }
@@ -180,7 +189,7 @@ impl Harness {
             attestation_result: result,
             lifetime_seconds: lifetime,
         };
-        Ok(bounded(self.client.renew_license(req))
+        Ok(bounded(self.operator.renew_license(req))
             .await?
             .license
             .unwrap())

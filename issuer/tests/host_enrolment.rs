@@ -13,6 +13,7 @@ use std::time::Duration;
 use chipward_certs::chain::TrustAnchor;
 use chipward_certs::pem;
 use chipward_certs::pki::DevPki;
+use chipward_certs::pki::tls::create_local_deployment;
 use chipward_device_sim::tpm::{AkPublic, HostTpm};
 use chipward_issuer::host_enrolment::HostId;
 use chipward_issuer::ledger::{Ledger, SqliteLedger};
@@ -24,6 +25,7 @@ use chipward_proto::grpc::{
     BeginHostEnrolmentRequest, BeginHostEnrolmentResponse, CompleteHostEnrolmentRequest,
     CompleteHostEnrolmentResponse,
 };
+use chipward_proto::tls::{TlsFiles, connect_as};
 use chipward_tests::swtpm::{self, Swtpm};
 use ring::digest::{SHA256, digest};
 use tokio::net::TcpListener;
@@ -148,12 +150,14 @@ async fn issuer_with(tpm_roots: Vec<TrustAnchor>) -> Issuer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(serve(service, listener, async {
+    let tls = dir.path().join("tls");
+    create_local_deployment(&tls, &[]).unwrap();
+    let server_tls = TlsFiles::in_dir(&tls, "issuer").load().unwrap().server();
+    let server = tokio::spawn(serve(service, listener, server_tls, async {
         let _ = stopped.await;
     }));
-    let client = IssuerClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let url = format!("https://{addr}");
+    let client = IssuerClient::new(connect_as(&tls, "admin", &url).await.unwrap());
     Issuer {
         _dir: dir,
         pki,

@@ -63,32 +63,32 @@ pub enum Role {
 
 impl Role {
     /// Every role, in a fixed order.
-    pub const ALL: [Role; 7] = [
-        Role::VendorAdmin,
-        Role::Reviewer,
-        Role::Operator,
-        Role::Auditor,
-        Role::Landmark,
-        Role::Device,
-        Role::Verifier,
+    pub const ALL: [Self; 7] = [
+        Self::VendorAdmin,
+        Self::Reviewer,
+        Self::Operator,
+        Self::Auditor,
+        Self::Landmark,
+        Self::Device,
+        Self::Verifier,
     ];
 
     /// The name used in certificates and messages.
     pub fn as_str(self) -> &'static str {
         match self {
-            Role::VendorAdmin => "vendor-admin",
-            Role::Reviewer => "reviewer",
-            Role::Operator => "operator",
-            Role::Auditor => "auditor",
-            Role::Landmark => "landmark",
-            Role::Device => "device",
-            Role::Verifier => "verifier",
+            Self::VendorAdmin => "vendor-admin",
+            Self::Reviewer => "reviewer",
+            Self::Operator => "operator",
+            Self::Auditor => "auditor",
+            Self::Landmark => "landmark",
+            Self::Device => "device",
+            Self::Verifier => "verifier",
         }
     }
 
     /// The role named `name` exactly (lowercase), if any.
-    pub fn parse(name: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
     }
 }
 
@@ -130,9 +130,9 @@ impl AccessError {
     /// The stable code clients and logs see.
     pub fn code(&self) -> &'static str {
         match self {
-            AccessError::NoCertificate | AccessError::BadGrant(_) => "CW-AUTH-CERT",
-            AccessError::Role { .. } => "CW-AUTH-ROLE",
-            AccessError::Scope { .. } => "CW-AUTH-SCOPE",
+            Self::NoCertificate | Self::BadGrant(_) => "CW-AUTH-CERT",
+            Self::Role { .. } => "CW-AUTH-ROLE",
+            Self::Scope { .. } => "CW-AUTH-SCOPE",
         }
     }
 
@@ -140,15 +140,15 @@ impl AccessError {
     /// `PERMISSION_DENIED` when it is known but not allowed.
     pub fn grpc_code(&self) -> Code {
         match self {
-            AccessError::NoCertificate | AccessError::BadGrant(_) => Code::Unauthenticated,
-            AccessError::Role { .. } | AccessError::Scope { .. } => Code::PermissionDenied,
+            Self::NoCertificate | Self::BadGrant(_) => Code::Unauthenticated,
+            Self::Role { .. } | Self::Scope { .. } => Code::PermissionDenied,
         }
     }
 }
 
 impl From<AccessError> for Status {
     fn from(e: AccessError) -> Self {
-        Status::new(e.grpc_code(), format!("{}: {e}", e.code()))
+        Self::new(e.grpc_code(), format!("{}: {e}", e.code()))
     }
 }
 
@@ -165,7 +165,7 @@ pub struct Caller {
 
 impl Caller {
     /// Reads the grant of a verified client certificate (DER).
-    pub fn from_certificate(der: &[u8]) -> Result<Caller, AccessError> {
+    pub fn from_certificate(der: &[u8]) -> Result<Self, AccessError> {
         let bad = |why: &str| AccessError::BadGrant(why.to_owned());
         let (rest, cert) =
             X509Certificate::from_der(der).map_err(|_| bad("certificate does not parse"))?;
@@ -181,11 +181,11 @@ impl Caller {
             }
         }
         let key = hex::encode(digest(&SHA256, der));
-        Caller::from_uris(&uris, key)
+        Self::from_uris(&uris, key)
     }
 
     /// Reads a grant from the certificate's URIs; `key` names the caller.
-    pub fn from_uris(uris: &[&str], key: String) -> Result<Caller, AccessError> {
+    pub fn from_uris(uris: &[&str], key: String) -> Result<Self, AccessError> {
         let bad = |why: String| AccessError::BadGrant(why);
         let mut role = None;
         let (mut tenants, mut sites, mut chips) = (Vec::new(), Vec::new(), Vec::new());
@@ -228,7 +228,7 @@ impl Caller {
             }
             _ => {}
         }
-        Ok(Caller {
+        Ok(Self {
             role,
             tenants,
             sites,
@@ -239,9 +239,9 @@ impl Caller {
 
     /// A caller made in process, for benchmarks and tools that drive a
     /// service without a socket; insert it into the request's extensions.
-    pub fn in_process(role: Role, tenants: &[&str], sites: &[&str], chips: &[&str]) -> Caller {
+    pub fn in_process(role: Role, tenants: &[&str], sites: &[&str], chips: &[&str]) -> Self {
         let own = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
-        Caller {
+        Self {
             role,
             tenants: own(tenants),
             sites: own(sites),
@@ -252,13 +252,13 @@ impl Caller {
 
     /// The caller of `request`: one put into its extensions in process,
     /// otherwise the grant of the peer's verified leaf certificate.
-    pub fn of<T>(request: &Request<T>) -> Result<Caller, AccessError> {
-        if let Some(caller) = request.extensions().get::<Caller>() {
+    pub fn of<T>(request: &Request<T>) -> Result<Self, AccessError> {
+        if let Some(caller) = request.extensions().get::<Self>() {
             return Ok(caller.clone());
         }
         let certs = request.peer_certs().ok_or(AccessError::NoCertificate)?;
         let leaf = certs.first().ok_or(AccessError::NoCertificate)?;
-        Caller::from_certificate(leaf.as_ref())
+        Self::from_certificate(leaf.as_ref())
     }
 
     /// The caller's role.

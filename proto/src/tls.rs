@@ -79,8 +79,8 @@ pub struct TlsFiles {
 impl TlsFiles {
     /// The files `<name>.pem` and `<name>.key` beside `ca.pem` in `dir`,
     /// the layout `chipward-pki tls-*` writes.
-    pub fn in_dir(dir: &Path, name: &str) -> TlsFiles {
-        TlsFiles {
+    pub fn in_dir(dir: &Path, name: &str) -> Self {
+        Self {
             ca: dir.join("ca.pem"),
             cert: dir.join(format!("{name}.pem")),
             key: dir.join(format!("{name}.key")),
@@ -165,6 +165,16 @@ pub async fn connect(url: &str, tls: &ClientTlsConfig) -> Result<Channel, TlsErr
         url: url.to_owned(),
         source,
     })
+}
+
+/// Connects to `url` as the party `name` of the TLS folder `dir` (the
+/// layout of [`TlsFiles::in_dir`]), expecting a server certificate for
+/// [`DEFAULT_SERVER_NAME`].
+pub async fn connect_as(dir: &Path, name: &str, url: &str) -> Result<Channel, TlsError> {
+    let tls = TlsFiles::in_dir(dir, name)
+        .load()?
+        .client(DEFAULT_SERVER_NAME);
+    connect(url, &tls).await
 }
 
 /// A channel to `url` with `tls` that connects on first use.

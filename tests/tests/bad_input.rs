@@ -63,12 +63,8 @@ async fn world_with(landmarks: &SiteLandmarks) -> World {
     let pki = DevPki::load(&dir.path().join("pki")).unwrap();
     let chip = SimChip::manufacture(&pki.chip_ca, &plan.model, 1, &plan.firmware).unwrap();
 
-    let mut issuer = IssuerClient::connect(format!("http://{}", services.issuer))
-        .await
-        .unwrap();
-    let verifier = VerifierClient::connect(format!("http://{}", services.verifier))
-        .await
-        .unwrap();
+    let mut issuer = IssuerClient::new(services.issuer_as("admin").await.unwrap());
+    let verifier = VerifierClient::new(services.verifier_as("operator").await.unwrap());
     issuer
         .enrol_chip(EnrolChipRequest {
             cert_chain: chip.enrolment_chain.clone(),

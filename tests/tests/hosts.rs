@@ -106,9 +106,7 @@ async fn world(tenant: &str, firmware: &str) -> World {
     .await
     .unwrap();
     let sim = Arc::new(SimHost::boot("host-0", &tpm.tcti(), tenant, firmware).unwrap());
-    let mut issuer = IssuerClient::connect(format!("http://{}", services.issuer))
-        .await
-        .unwrap();
+    let mut issuer = IssuerClient::new(services.issuer_as("admin").await.unwrap());
     host::enrol(&sim, &mut issuer, pem(tpm.issuer_ca_pem()))
         .await
         .unwrap();
@@ -118,9 +116,7 @@ async fn world(tenant: &str, firmware: &str) -> World {
     let chip = SimChip::manufacture(&pki.chip_ca, &plan.model, 1, &plan.firmware).unwrap();
     host.attach(&[chip.chip_id]).unwrap();
     let token = enrol_and_license(&mut issuer, &chip).await;
-    let verifier = VerifierClient::connect(format!("http://{}", services.verifier))
-        .await
-        .unwrap();
+    let verifier = VerifierClient::new(services.verifier_as("operator").await.unwrap());
     let key = &pki.verifier_result_key;
     World {
         _dir: dir,
@@ -301,9 +297,7 @@ async fn a_chip_cannot_borrow_a_host_that_does_not_hold_it() {
     // host: its operator asks the compliant host to quote for it anyway.
     let pki = DevPki::load(&w._dir.path().join("pki")).unwrap();
     let stranger = SimChip::manufacture(&pki.chip_ca, "CW-100", 2, "1.4.2").unwrap();
-    let mut issuer = IssuerClient::connect(format!("http://{}", w._services.issuer))
-        .await
-        .unwrap();
+    let mut issuer = IssuerClient::new(w._services.issuer_as("admin").await.unwrap());
     w.token = enrol_and_license(&mut issuer, &stranger).await;
     w.chip = stranger;
     let r = w.appraise(|_| {}).await;

@@ -10,13 +10,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use chipward_certs::pki::DevPki;
 use chipward_device_sim::chip::SimChip;
 use chipward_device_sim::clock::ScenarioClock;
 use chipward_device_sim::demo::{self, Services};
-use chipward_device_sim::fleet::FleetPlan;
+use chipward_device_sim::fleet::{FleetPlan, UNLICENSED_TENANT};
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::audit_log_client::AuditLogClient;
 use chipward_proto::grpc::issuer_client::IssuerClient;
@@ -26,6 +27,7 @@ use chipward_proto::grpc::{
     RevokeLicenseRequest, Site,
 };
 use chipward_proto::result::{self, AttestationResult, Status};
+use chipward_proto::tls::{DEFAULT_SERVER_NAME, TlsFiles};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
@@ -70,8 +72,8 @@ async fn world() -> World {
     .unwrap();
     let pki = DevPki::load(&dir.path().join("pki")).unwrap();
     let chip = SimChip::manufacture(&pki.chip_ca, &plan.model, 1, &plan.firmware).unwrap();
-    let issuer = IssuerClient::new(channel(services.issuer).await);
-    let verifier = VerifierClient::new(channel(services.verifier).await);
+    let issuer = IssuerClient::new(services.issuer_as("admin").await.unwrap());
+    let verifier = VerifierClient::new(services.verifier_as("operator").await.unwrap());
     World {
         _dir: dir,
         services,
@@ -82,10 +84,14 @@ async fn world() -> World {
     }
 }
 
-async fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
+/// A channel to `addr` as the auditor of the TLS folder `tls`: health and
+/// reflection need only a valid certificate, whatever its role.
+async fn channel(tls: &Path, addr: SocketAddr) -> Channel {
+    let config = TlsFiles::in_dir(tls, "auditor")
+        .load()
         .unwrap()
-        .connect()
+        .client(DEFAULT_SERVER_NAME);
+    chipward_proto::tls::connect(&format!("https://{addr}"), &config)
         .await
         .unwrap()
 }
@@ -168,8 +174,8 @@ fn sample(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("{series} missing from {samples:#?}"))
 }
 
-async fn health_of(addr: SocketAddr, service: &str) -> Result<i32, tonic::Code> {
-    let mut client = HealthClient::new(channel(addr).await);
+async fn health_of(tls: &Path, addr: SocketAddr, service: &str) -> Result<i32, tonic::Code> {
+    let mut client = HealthClient::new(channel(tls, addr).await);
     let request = HealthCheckRequest {
         service: service.into(),
     };
@@ -187,22 +193,36 @@ async fn health_reports_serving_for_every_service() {
         (w.services.issuer, &ISSUER_SERVICES[..]),
         (w.services.verifier, &VERIFIER_SERVICES[..]),
     ] {
-        assert_eq!(health_of(addr, "").await, serving, "whole server at {addr}");
+        assert_eq!(
+            health_of(&w.services.tls_dir, addr, "").await,
+            serving,
+            "whole server at {addr}"
+        );
         for name in names.iter().chain(&["grpc.health.v1.Health"]) {
-            assert_eq!(health_of(addr, name).await, serving, "{name}");
+            assert_eq!(
+                health_of(&w.services.tls_dir, addr, name).await,
+                serving,
+                "{name}"
+            );
         }
         // A service the server does not run is unknown to health checking.
-        let absent = health_of(addr, "chipward.v1.Nonexistent").await;
+        let absent = health_of(&w.services.tls_dir, addr, "chipward.v1.Nonexistent").await;
         assert_eq!(absent, Err(tonic::Code::NotFound));
     }
     // Each server reports only its own services.
-    let verifier_on_issuer = health_of(w.services.issuer, "chipward.v1.Verifier").await;
+    let verifier_on_issuer = health_of(
+        &w.services.tls_dir,
+        w.services.issuer,
+        "chipward.v1.Verifier",
+    )
+    .await;
     assert_eq!(verifier_on_issuer, Err(tonic::Code::NotFound));
 }
 
 /// The service names v1 reflection lists, and the file it returns for
 /// `symbol`, decoded.
 async fn reflect_v1(
+    tls: &Path,
     addr: SocketAddr,
     symbol: &str,
 ) -> (Vec<String>, prost_types::FileDescriptorProto) {
@@ -218,7 +238,7 @@ async fn reflect_v1(
         host: String::new(),
         message_request: Some(m),
     });
-    let mut client = ServerReflectionClient::new(channel(addr).await);
+    let mut client = ServerReflectionClient::new(channel(tls, addr).await);
     let mut answers = client
         .server_reflection_info(tokio_stream::iter(requests))
         .await
@@ -239,7 +259,7 @@ async fn reflect_v1(
     (list.service.into_iter().map(|s| s.name).collect(), file)
 }
 
-async fn list_v1alpha(addr: SocketAddr) -> Vec<String> {
+async fn list_v1alpha(tls: &Path, addr: SocketAddr) -> Vec<String> {
     use v1alpha::server_reflection_client::ServerReflectionClient;
     use v1alpha::server_reflection_request::MessageRequest;
     use v1alpha::server_reflection_response::MessageResponse;
@@ -248,7 +268,7 @@ async fn list_v1alpha(addr: SocketAddr) -> Vec<String> {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut client = ServerReflectionClient::new(channel(addr).await);
+    let mut client = ServerReflectionClient::new(channel(tls, addr).await);
     let mut answers = client
         .server_reflection_info(tokio_stream::iter([request]))
         .await
@@ -272,7 +292,12 @@ fn sorted(names: &[&str]) -> Vec<String> {
 async fn reflection_lists_and_describes_each_servers_services() {
     let w = world().await;
 
-    let (mut listed, file) = reflect_v1(w.services.verifier, "chipward.v1.Verifier").await;
+    let (mut listed, file) = reflect_v1(
+        &w.services.tls_dir,
+        w.services.verifier,
+        "chipward.v1.Verifier",
+    )
+    .await;
     listed.sort();
     let want: Vec<&str> = VERIFIER_SERVICES
         .iter()
@@ -292,7 +317,12 @@ async fn reflection_lists_and_describes_each_servers_services() {
         "{methods:?}"
     );
 
-    let (mut listed, file) = reflect_v1(w.services.issuer, "chipward.v1.AuditLog").await;
+    let (mut listed, file) = reflect_v1(
+        &w.services.tls_dir,
+        w.services.issuer,
+        "chipward.v1.AuditLog",
+    )
+    .await;
     listed.sort();
     let want: Vec<&str> = ISSUER_SERVICES
         .iter()
@@ -302,7 +332,7 @@ async fn reflection_lists_and_describes_each_servers_services() {
     assert_eq!(listed, sorted(&want));
     assert!(file.service.iter().any(|s| s.name() == "AuditLog"));
 
-    let mut alpha = list_v1alpha(w.services.issuer).await;
+    let mut alpha = list_v1alpha(&w.services.tls_dir, w.services.issuer).await;
     alpha.sort();
     assert_eq!(alpha, sorted(&want));
 }
@@ -340,7 +370,7 @@ async fn metrics_count_what_the_servers_did() {
         results.push(r);
     }
     for _ in 0..2 {
-        let r = w.appraise_as(&tokens[0].1, "globex").await;
+        let r = w.appraise_as(&tokens[0].1, UNLICENSED_TENANT).await;
         assert_eq!(r.verdict, Status::Fail);
         results.push(r);
     }
@@ -414,7 +444,7 @@ async fn metrics_count_what_the_servers_did() {
     let inf = format!("{latency}_bucket{{verdict=\"pass\",le=\"+Inf\"}}");
     assert_eq!(sample(&v, &inf), 3.0);
 
-    let mut audit = AuditLogClient::new(channel(w.services.issuer).await);
+    let mut audit = AuditLogClient::new(channel(&w.services.tls_dir, w.services.issuer).await);
     let head = audit.get_tree_head(GetTreeHeadRequest {}).await.unwrap();
     let i = scrape(w.services.issuer_metrics).await;
     assert_eq!(sample(&i, "chipward_issuer_licenses_issued_total"), 2.0);

@@ -55,8 +55,9 @@ pub struct VerifierConfig {
     /// the `location` claim is unknown (`CW-LOC-MISSING`) and the verdict
     /// cannot pass. Default false.
     pub require_location: bool,
-    /// The issuer's gRPC address, for revocation lists. Default
-    /// `http://127.0.0.1:7401`.
+    /// The issuer's gRPC address, for revocation lists, reached over mutual
+    /// TLS (an `http://` scheme is taken as `https://`). Default
+    /// `https://127.0.0.1:7401`.
     pub issuer_endpoint: String,
     /// How often to fetch the revocation list, milliseconds. Default 5000.
     pub revocation_refresh_ms: u64,
@@ -75,6 +76,16 @@ pub struct VerifierConfig {
     pub nonce_key_file: Option<PathBuf>,
     /// Largest gRPC message accepted or sent, bytes. Default 1048576.
     pub max_message_bytes: usize,
+    /// CA certificate (PEM) every client certificate, and the issuer's
+    /// server certificate, must chain to. Default `./pki/tls/ca.pem`.
+    pub tls_ca: PathBuf,
+    /// This verifier's certificate (PEM): its server certificate, also
+    /// presented to the issuer. Default `./pki/tls/verifier.pem`.
+    pub tls_cert: PathBuf,
+    /// Its private key (PKCS#8 PEM). Default `./pki/tls/verifier.key`.
+    pub tls_key: PathBuf,
+    /// The name the issuer's certificate must carry. Default `localhost`.
+    pub issuer_server_name: String,
 }
 
 impl Default for VerifierConfig {
@@ -89,7 +100,7 @@ impl Default for VerifierConfig {
             landmarks: None,
             landmark_record_max_age_ms: 60_000,
             require_location: false,
-            issuer_endpoint: "http://127.0.0.1:7401".into(),
+            issuer_endpoint: "https://127.0.0.1:7401".into(),
             revocation_refresh_ms: 5_000,
             revocation_max_age_ms: 30_000,
             challenge_ttl_ms: 60_000,
@@ -97,6 +108,10 @@ impl Default for VerifierConfig {
             audience: "chipward-verifier".into(),
             nonce_key_file: None,
             max_message_bytes: 1024 * 1024,
+            tls_ca: PathBuf::from("pki/tls/ca.pem"),
+            tls_cert: PathBuf::from("pki/tls/verifier.pem"),
+            tls_key: PathBuf::from("pki/tls/verifier.key"),
+            issuer_server_name: chipward_proto::tls::DEFAULT_SERVER_NAME.into(),
         }
     }
 }
@@ -112,6 +127,15 @@ pub struct Loaded {
 }
 
 impl VerifierConfig {
+    /// The TLS files this verifier serves and calls with.
+    pub fn tls_files(&self) -> chipward_proto::tls::TlsFiles {
+        chipward_proto::tls::TlsFiles {
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        }
+    }
+
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)?;

@@ -167,9 +167,14 @@ async fn serve(
     let loaded = config
         .load()
         .context("loading keys, roots and reference values")?;
+    let tls = config
+        .tls_files()
+        .load()
+        .context("loading the tls certificate and key")?;
     let clock = service::system_clock();
     tokio::spawn(service::refresh_revocations(
         config.issuer_endpoint.clone(),
+        tls.client(&config.issuer_server_name),
         loaded.issuer_keys,
         loaded.revocations,
         Duration::from_millis(config.revocation_refresh_ms.max(100)),
@@ -190,10 +195,15 @@ async fn serve(
         let render = svc.metrics().renderer();
         tokio::spawn(serve_metrics(metrics, render, std::future::pending()));
     }
-    service::serve(svc, listener, config.max_message_bytes, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    service::serve(
+        svc,
+        listener,
+        tls.server(),
+        config.max_message_bytes,
+        chipward_proto::serving::shutdown_signal(),
+    )
     .await?;
+    tracing::info!("verifier stopped");
     Ok(())
 }
 

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chipward_proto::access::{AccessError, Caller, Role};
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_client::IssuerClient;
 use chipward_proto::grpc::verifier_server::{
@@ -17,11 +18,10 @@ use chipward_proto::grpc::{
 use chipward_proto::request_id::request_id;
 use chipward_proto::result::Status as Verdict;
 use chipward_proto::revocation;
-use chipward_proto::serving::{self, ServingError};
+use chipward_proto::serving::{self, ServingError, incoming};
 use chipward_proto::tpm::pcr::PcrValues;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, instrument, warn};
 
@@ -58,6 +58,9 @@ pub enum ServiceError {
     /// The appraisal task failed.
     #[error("appraisal task failed")]
     Task,
+    /// The caller may not make this call, or not for this chip.
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 impl From<ServiceError> for Status {
@@ -73,6 +76,7 @@ impl From<ServiceError> for Status {
                 Self::invalid_argument(format!("{inner}{detail}"))
             }
             ServiceError::Task => Self::internal("internal error"),
+            ServiceError::Access(a) => a.clone().into(),
         }
     }
 }
@@ -101,11 +105,22 @@ impl VerifierService {
         &self.metrics
     }
 
-    /// Appraises one request; the caller counts the outcome.
-    async fn appraise_request(&self, req: AppraiseRequest) -> Result<Appraisal, ServiceError> {
+    /// Appraises one request for `caller`; the caller counts the outcome.
+    ///
+    /// An operator may appraise only for its tenants and sites, a device
+    /// only itself: the chip, and the tenant and site the request claims
+    /// (which the result carries), are checked before the result is
+    /// returned. A license of another tenant or site fails its `tenant` or
+    /// `site` claim, so the result can never pass.
+    async fn appraise_request(
+        &self,
+        caller: &Caller,
+        req: AppraiseRequest,
+    ) -> Result<Appraisal, ServiceError> {
         let span = tracing::Span::current();
         span.record("tenant", req.tenant.as_str());
         span.record("site", req.site_id.as_str());
+        caller.require("Appraise", &[Role::Operator, Role::Device])?;
         let Some(evidence::Kind::Spdm(spdm)) = req.evidence.and_then(|e| e.kind) else {
             return Err(ServiceError::NoEvidence);
         };
@@ -141,6 +156,7 @@ impl VerifierService {
         })?;
         let result = &appraisal.result;
         span.record("chip", result.chip_id.get(..12).unwrap_or(""));
+        caller.require_scope(&result.tenant, &result.site_id, &result.chip_id)?;
         span.record("verdict", format!("{:?}", result.verdict));
         if result.verdict == Verdict::Pass {
             debug!("appraisal passed");
@@ -159,11 +175,13 @@ impl VerifierService {
 
 #[tonic::async_trait]
 impl Verifier for VerifierService {
-    #[instrument(skip_all)]
+    #[instrument(skip_all, fields(rpc = "Challenge", request_id = %request_id(&request)))]
     async fn challenge(
         &self,
-        _: Request<ChallengeRequest>,
+        request: Request<ChallengeRequest>,
     ) -> Result<Response<ChallengeResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require("Challenge", &[Role::Operator, Role::Device])?;
         let challenge = self.appraiser.challenge((self.clock)());
         self.metrics.challenge_issued();
         Ok(Response::new(ChallengeResponse {
@@ -172,13 +190,17 @@ impl Verifier for VerifierService {
         }))
     }
 
-    #[instrument(skip_all, fields(request_id = %request_id(&request), tenant, site, chip, verdict))]
+    #[instrument(skip_all, fields(rpc = "Appraise", request_id = %request_id(&request), tenant, site, chip, verdict))]
     async fn appraise(
         &self,
         request: Request<AppraiseRequest>,
     ) -> Result<Response<AppraiseResponse>, Status> {
         let started = Instant::now();
-        let outcome = self.appraise_request(request.into_inner()).await;
+        let caller = Caller::of(&request);
+        let outcome = match caller {
+            Ok(caller) => self.appraise_request(&caller, request.into_inner()).await,
+            Err(e) => Err(e.into()),
+        };
         match &outcome {
             Ok(appraisal) => self.metrics.appraised(&appraisal.result, started.elapsed()),
             Err(_) => self.metrics.refused(started.elapsed()),
@@ -188,7 +210,11 @@ impl Verifier for VerifierService {
         }))
     }
 
-    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+    #[instrument(skip_all, fields(rpc = "Info", request_id = %request_id(&request)))]
+    async fn info(&self, request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        // Any authenticated caller may read the verifier's key id and
+        // revocation state.
+        Caller::of(&request)?;
         let status = self.appraiser.revocations().status((self.clock)());
         Ok(Response::new(InfoResponse {
             result_key_id: self.appraiser.result_key_id(),
@@ -240,18 +266,17 @@ pub enum ServeError {
     Transport(#[source] tonic::transport::Error),
 }
 
-/// Serves `service` on an already bound listener until `shutdown` resolves;
-/// requests in flight finish first.
+/// Serves `service` on an already bound listener with mutual TLS (`tls`)
+/// until `shutdown` resolves; requests in flight finish first. Every call
+/// is authorised by the role and scope in the client's certificate.
 ///
 /// Beside `chipward.v1.Verifier` the server runs `grpc.health.v1.Health`
 /// (`SERVING` for the server and each service) and server reflection, v1
 /// and v1alpha.
-///
-/// Limitation: callers are not authenticated and traffic is not encrypted;
-/// bind to loopback (the default) until the service runs behind mTLS.
 pub async fn serve(
     service: VerifierService,
     listener: TcpListener,
+    tls: tonic::transport::ServerTlsConfig,
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
@@ -263,25 +288,29 @@ pub async fn serve(
     let (reflection, reflection_alpha) =
         serving::reflection(&names).map_err(ServeError::Serving)?;
     tonic::transport::Server::builder()
+        .tls_config(tls)
+        .map_err(ServeError::Transport)?
         .add_service(server)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
         .map_err(ServeError::Transport)
 }
 
 /// Fetches the issuer's revocation list every `interval` until the task is
-/// dropped, keeping only lists signed by `issuer_keys`.
+/// dropped, over mutual TLS with `tls`, keeping only lists signed by
+/// `issuer_keys`.
 pub async fn refresh_revocations(
     endpoint: String,
+    tls: tonic::transport::ClientTlsConfig,
     issuer_keys: TrustedKeys,
     cache: Arc<RevocationCache>,
     interval: Duration,
     clock: Clock,
 ) {
-    let channel = match tonic::transport::Endpoint::from_shared(endpoint.clone()) {
+    let channel = match chipward_proto::tls::endpoint(&endpoint, &tls) {
         Ok(e) => e
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5))

@@ -49,8 +49,8 @@ pub struct Grant {
 
 impl Grant {
     /// A grant of `role` with no scope.
-    pub fn role(role: Role) -> Grant {
-        Grant {
+    pub fn role(role: Role) -> Self {
+        Self {
             role,
             tenants: Vec::new(),
             sites: Vec::new(),
@@ -100,7 +100,7 @@ impl std::fmt::Debug for TlsCa {
 
 impl TlsCa {
     /// Makes a new CA in `dir` (created with mode 0700 if missing).
-    pub fn create(dir: &Path) -> Result<TlsCa, PkiError> {
+    pub fn create(dir: &Path) -> Result<Self, PkiError> {
         create_private_dir(dir)?;
         for file in [TLS_CA_CERT_FILE, TLS_CA_KEY_FILE] {
             let path = dir.join(file);
@@ -119,7 +119,7 @@ impl TlsCa {
         let cert = params.self_signed(&*key).map_err(build)?;
         write_public(dir, TLS_CA_CERT_FILE, &cert.pem())?;
         write_key(dir, TLS_CA_KEY_FILE, &key)?;
-        Ok(TlsCa {
+        Ok(Self {
             dir: dir.to_path_buf(),
             cert_der: cert.der().to_vec(),
             key,
@@ -127,7 +127,7 @@ impl TlsCa {
     }
 
     /// Loads the CA of `dir`.
-    pub fn load(dir: &Path) -> Result<TlsCa, PkiError> {
+    pub fn load(dir: &Path) -> Result<Self, PkiError> {
         let read = |file: &str| {
             let path = dir.join(file);
             std::fs::read_to_string(&path)
@@ -144,7 +144,7 @@ impl TlsCa {
         let key = KeyPair::from_pem(&key_pem)
             .map(Zeroizing::new)
             .map_err(|_| bad("ca.key is not a PKCS#8 P-256 key"))?;
-        let ca = TlsCa {
+        let ca = Self {
             dir: dir.to_path_buf(),
             cert_der,
             key,

@@ -5,6 +5,7 @@
 //! failures are exactly the faults.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use chipward_proto::grpc::{
 };
 use chipward_proto::nonce::evidence_nonce;
 use chipward_proto::result::{self, Status};
+use chipward_proto::tls;
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 
@@ -186,6 +188,21 @@ pub const TENANTS: [&str; 5] = [
     "cobalt-cloud",
     "delta-research",
     "ember-systems",
+];
+
+/// A tenant the operator also serves but no chip is licensed for: a chip
+/// that claims it (the wrong-tenant fault) fails its `tenant` claim.
+pub const UNLICENSED_TENANT: &str = "unlicensed-tenant";
+
+/// Every tenant the demo's operator acts for: its client certificate names
+/// them all.
+pub const OPERATOR_TENANTS: [&str; 6] = [
+    TENANTS[0],
+    TENANTS[1],
+    TENANTS[2],
+    TENANTS[3],
+    TENANTS[4],
+    UNLICENSED_TENANT,
 ];
 
 /// The legal name, address and country of a default tenant, as license
@@ -376,7 +393,10 @@ pub type SiteLandmarks = BTreeMap<String, Vec<SimLandmark>>;
 
 /// What every chip's attestation shares.
 struct AttestContext {
+    /// The issuer as the operator: renewals.
     issuer: IssuerClient<Channel>,
+    /// The issuer as an auditor: licenses for the fleet analysis.
+    auditor: IssuerClient<Channel>,
     /// The issuer's audit log, where the operator records every result.
     log: AuditLogClient<Channel>,
     verifier: VerifierClient<Channel>,
@@ -461,7 +481,7 @@ fn whereabouts(m: &Member, round: u8) -> (Point, Option<Point>) {
 /// serves and where it is, except where its fault is a false claim.
 fn claims_of(m: &Member, round: u8) -> (&'static str, &'static str) {
     let tenant = if m.fault == Some(Fault::WrongTenant) {
-        "unlicensed-tenant"
+        UNLICENSED_TENANT
     } else {
         m.tenant
     };
@@ -473,25 +493,54 @@ fn claims_of(m: &Member, round: u8) -> (&'static str, &'static str) {
     (tenant, site)
 }
 
-/// Runs the whole loop for `plan` against the servers behind the channels.
+/// Mutually authenticated channels to the servers, each as the role that
+/// does the work: the vendor enrols, licenses and revokes; the operator
+/// attests, renews and records results; an auditor reads licenses back for
+/// the fleet analysis and the log.
+#[derive(Clone, Debug)]
+pub struct Links {
+    /// The issuer, as the vendor administrator.
+    pub admin: Channel,
+    /// The issuer, as the operator of every fleet tenant.
+    pub operator: Channel,
+    /// The issuer, as an auditor.
+    pub auditor: Channel,
+    /// The verifier, as the operator.
+    pub verifier: Channel,
+}
+
+impl Links {
+    /// Connects to the servers at these URLs with the `admin`, `operator`
+    /// and `auditor` client certificates of the TLS folder `tls_dir` (the
+    /// layout `chipward-pki tls-init` writes).
+    pub async fn connect(tls_dir: &Path, issuer: &str, verifier: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            admin: tls::connect_as(tls_dir, "admin", issuer).await?,
+            operator: tls::connect_as(tls_dir, "operator", issuer).await?,
+            auditor: tls::connect_as(tls_dir, "auditor", issuer).await?,
+            verifier: tls::connect_as(tls_dir, "operator", verifier).await?,
+        })
+    }
+}
+
+/// Runs the whole loop for `plan` against the servers behind `links`.
 /// With `plan.watch` and a clock that can move, the chips attest again
 /// hours later and the report carries the fleet's integrity findings.
 pub async fn run(
     plan: &FleetPlan,
     vendor: &Vendor<'_>,
-    issuer: Channel,
-    verifier: Channel,
+    links: &Links,
     hosts: &[Arc<dyn Host>],
     landmarks: Arc<SiteLandmarks>,
     clock: Arc<ScenarioClock>,
 ) -> anyhow::Result<FleetReport> {
     let started = Instant::now();
-    let log = AuditLogClient::new(issuer.clone());
-    let issuer = IssuerClient::new(issuer);
-    let verifier = VerifierClient::new(verifier);
+    let log = AuditLogClient::new(links.operator.clone());
+    let admin = IssuerClient::new(links.admin.clone());
+    let verifier = VerifierClient::new(links.verifier.clone());
 
     let made = manufacture(plan, vendor.chip_ca)?;
-    let mut members = enrol_and_license(made, &issuer, clock.now()).await?;
+    let mut members = enrol_and_license(made, &admin, clock.now()).await?;
     for m in &mut members {
         m.host = hosts.get(m.index / CHIPS_PER_HOST).cloned();
     }
@@ -504,11 +553,12 @@ pub async fn run(
         let host = Arc::clone(host);
         tokio::task::spawn_blocking(move || host.attach(&held)).await??;
     }
-    revoke_and_wait(&members, &issuer, &verifier).await?;
+    revoke_and_wait(&members, &admin, &verifier).await?;
 
     let members = Arc::new(members);
     let ctx = Arc::new(AttestContext {
-        issuer,
+        issuer: IssuerClient::new(links.operator.clone()),
+        auditor: IssuerClient::new(links.auditor.clone()),
         log,
         verifier,
         issuer_keys: vendor.issuer_keys.clone(),

@@ -171,7 +171,7 @@ async fn licenses_of(
             limit: 0,
         };
         let listed = ctx
-            .issuer
+            .auditor
             .clone()
             .list_licenses(request)
             .await?

@@ -7,6 +7,7 @@
 //! Results sent to `RecordResult` are attacker-controlled until a trusted
 //! verifier key's signature checks.
 
+use chipward_proto::access::{AccessError, Caller, Role};
 use chipward_proto::audit::{
     self, AuditEntry, AuditExport, EntryKind, NodeSource, TreeHead, inclusion_proof,
 };
@@ -22,10 +23,11 @@ use chipward_proto::{ChipId, TokenId};
 use tonic::{Request, Response, Status};
 use tracing::{info, instrument};
 
-use super::{IssuerService, reject};
+use super::{IssuerService, admit, in_scope, reject};
 use crate::error::ServiceError;
 use crate::ledger::{
-    AuditRecord, AuditSelection, Ledger, LedgerError, LicenseRecord, ResultRecord, StoredTreeHead,
+    AuditRecord, AuditSelection, Ledger, LedgerError, LicenseFilter, LicenseRecord, ResultRecord,
+    StoredTreeHead,
 };
 use crate::request::{self, InputError};
 
@@ -150,9 +152,16 @@ impl IssuerService {
         .await
     }
 
-    async fn bundle(&self, req: ExportBundleRequest) -> Result<ExportBundleResponse, ServiceError> {
+    async fn bundle(
+        &self,
+        caller: &Caller,
+        req: ExportBundleRequest,
+    ) -> Result<ExportBundleResponse, ServiceError> {
         // 1. Exactly one of chip or site, and a range.
         let select = selection(&req)?;
+        if !caller.sees_everything() {
+            self.bundle_in_scope(caller, &select).await?;
+        }
         let trusted_size = req.trusted_size;
 
         // 2. A fresh head, then the entries, proofs and artefacts under it.
@@ -196,7 +205,43 @@ impl IssuerService {
         .await
     }
 
-    async fn record(&self, req: RecordResultRequest) -> Result<u64, ServiceError> {
+    /// An operator may export the bundle of a chip only when it has at
+    /// least one license and every one of them is within its scope; site
+    /// bundles hold other tenants' chips and are for the vendor's roles.
+    async fn bundle_in_scope(
+        &self,
+        caller: &Caller,
+        select: &AuditSelection,
+    ) -> Result<(), ServiceError> {
+        let AuditSelection::Chip { chip_id, .. } = select else {
+            return Err(AccessError::Scope {
+                role: caller.role(),
+                what: "a site bundle".into(),
+            }
+            .into());
+        };
+        let chip = *chip_id;
+        let filter = LicenseFilter {
+            chip_id: Some(chip),
+            tenant: None,
+        };
+        let licenses = self
+            .ledger(move |l| l.list_licenses(&filter, usize::MAX))
+            .await?;
+        if licenses.is_empty() {
+            return Err(AccessError::Scope {
+                role: caller.role(),
+                what: format!("chip {}", chip.to_hex()),
+            }
+            .into());
+        }
+        for license in &licenses {
+            in_scope(caller, license)?;
+        }
+        Ok(())
+    }
+
+    async fn record(&self, caller: &Caller, req: RecordResultRequest) -> Result<u64, ServiceError> {
         // 1. Only a trusted verifier's signature makes the bytes count.
         request::attestation_result(&req.attestation_result)?;
         let verified =
@@ -207,6 +252,7 @@ impl IssuerService {
                 })
             })?;
         let r = verified.result();
+        caller.require_scope(&r.tenant, &r.site_id, &r.chip_id)?;
 
         // 2. The result row and its entry, in one commit.
         let digest = sha256(&req.attestation_result);
@@ -279,6 +325,16 @@ fn selection(req: &ExportBundleRequest) -> Result<AuditSelection, ServiceError> 
     }
 }
 
+/// Roles that may read every log entry.
+const LOG_READERS: &[Role] = &[Role::VendorAdmin, Role::Reviewer, Role::Auditor];
+/// Roles that may export evidence bundles (operators for their own chips).
+const BUNDLE_READERS: &[Role] = &[
+    Role::VendorAdmin,
+    Role::Reviewer,
+    Role::Auditor,
+    Role::Operator,
+];
+
 #[tonic::async_trait]
 impl AuditLog for IssuerService {
     #[instrument(skip_all, fields(rpc = "GetTreeHead", request_id = %request_id(&request)))]
@@ -286,6 +342,7 @@ impl AuditLog for IssuerService {
         &self,
         request: Request<GetTreeHeadRequest>,
     ) -> Result<Response<TreeHeadResponse>, Status> {
+        admit(&request, "GetTreeHead", &Role::ALL).map_err(reject)?;
         let GetTreeHeadRequest {} = request.into_inner();
         let head = self.tree_head().await.map_err(reject)?;
         Ok(Response::new(TreeHeadResponse {
@@ -299,6 +356,7 @@ impl AuditLog for IssuerService {
         &self,
         request: Request<GetEntriesRequest>,
     ) -> Result<Response<GetEntriesResponse>, Status> {
+        admit(&request, "GetEntries", LOG_READERS).map_err(reject)?;
         let entries = self.entries(request.into_inner()).await.map_err(reject)?;
         Ok(Response::new(GetEntriesResponse { entries }))
     }
@@ -308,6 +366,7 @@ impl AuditLog for IssuerService {
         &self,
         request: Request<InclusionProofRequest>,
     ) -> Result<Response<InclusionProofResponse>, Status> {
+        admit(&request, "GetInclusionProof", &Role::ALL).map_err(reject)?;
         let proof = self.inclusion(request.into_inner()).await.map_err(reject)?;
         Ok(Response::new(proof))
     }
@@ -317,6 +376,7 @@ impl AuditLog for IssuerService {
         &self,
         request: Request<ConsistencyProofRequest>,
     ) -> Result<Response<ConsistencyProofResponse>, Status> {
+        admit(&request, "GetConsistencyProof", &Role::ALL).map_err(reject)?;
         let path = self
             .consistency(request.into_inner())
             .await
@@ -329,7 +389,11 @@ impl AuditLog for IssuerService {
         &self,
         request: Request<ExportBundleRequest>,
     ) -> Result<Response<ExportBundleResponse>, Status> {
-        let bundle = self.bundle(request.into_inner()).await.map_err(reject)?;
+        let caller = admit(&request, "ExportBundle", BUNDLE_READERS).map_err(reject)?;
+        let bundle = self
+            .bundle(&caller, request.into_inner())
+            .await
+            .map_err(reject)?;
         Ok(Response::new(bundle))
     }
 
@@ -338,7 +402,11 @@ impl AuditLog for IssuerService {
         &self,
         request: Request<RecordResultRequest>,
     ) -> Result<Response<RecordResultResponse>, Status> {
-        let index = self.record(request.into_inner()).await.map_err(reject)?;
+        let caller = admit(&request, "RecordResult", &[Role::Operator]).map_err(reject)?;
+        let index = self
+            .record(&caller, request.into_inner())
+            .await
+            .map_err(reject)?;
         Ok(Response::new(RecordResultResponse { index }))
     }
 }

@@ -20,6 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use chipward_proto::access::{Caller, Role};
 use chipward_proto::audit::{AuditEntry, EntryKind};
 use chipward_proto::grpc::compliance_server::Compliance;
 use chipward_proto::grpc::{
@@ -34,7 +35,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, instrument, warn};
 
 use super::audit::{license_record, sha256};
-use super::{IssuerService, reject};
+use super::{IssuerService, admit, reject};
 use crate::error::ServiceError;
 use crate::ledger::{AuditRecord, LegalHold, LicenseFilter, LicenseState, RETENTION_SECS};
 use crate::request::{self, InputError};
@@ -433,6 +434,7 @@ impl Compliance for IssuerService {
         &self,
         request: Request<LoadScreeningListRequest>,
     ) -> Result<Response<LoadScreeningListResponse>, Status> {
+        admit(&request, "LoadScreeningList", &[Role::VendorAdmin]).map_err(reject)?;
         let r = request.into_inner();
         let loaded = self
             .load_list(&r.name, &r.date, &r.format, &r.content)
@@ -446,6 +448,7 @@ impl Compliance for IssuerService {
         &self,
         request: Request<OverrideScreeningRequest>,
     ) -> Result<Response<OverrideScreeningResponse>, Status> {
+        admit(&request, "OverrideScreening", &[Role::Reviewer]).map_err(reject)?;
         let log_index = self
             .override_hit(request.into_inner())
             .await
@@ -458,6 +461,7 @@ impl Compliance for IssuerService {
         &self,
         request: Request<PlaceLegalHoldRequest>,
     ) -> Result<Response<PlaceLegalHoldResponse>, Status> {
+        admit(&request, "PlaceLegalHold", &[Role::Reviewer]).map_err(reject)?;
         let hold_id = self.place(request.into_inner()).await.map_err(reject)?;
         Ok(Response::new(PlaceLegalHoldResponse { hold_id }))
     }
@@ -467,6 +471,7 @@ impl Compliance for IssuerService {
         &self,
         request: Request<LiftLegalHoldRequest>,
     ) -> Result<Response<LiftLegalHoldResponse>, Status> {
+        admit(&request, "LiftLegalHold", &[Role::Reviewer]).map_err(reject)?;
         self.lift(request.into_inner()).await.map_err(reject)?;
         Ok(Response::new(LiftLegalHoldResponse {}))
     }
@@ -476,9 +481,21 @@ impl Compliance for IssuerService {
         &self,
         request: Request<PurgeLicenseRequest>,
     ) -> Result<Response<PurgeLicenseResponse>, Status> {
+        admit(&request, "PurgeLicense", &[Role::VendorAdmin]).map_err(reject)?;
         let n = self.purge(request.into_inner()).await.map_err(reject)?;
         Ok(Response::new(PurgeLicenseResponse {
             licenses_deleted: u32::try_from(n).unwrap_or(u32::MAX),
         }))
     }
+}
+
+/// Refuses a Compliance call from any role but the vendor administrator and
+/// the reviewer before its message is read: screening lists may be large,
+/// and nobody else may make these calls. Each call checks its own role too.
+pub fn compliance_gate(request: Request<()>) -> Result<Request<()>, Status> {
+    let caller = Caller::of(&request).map_err(|e| reject(e.into()))?;
+    caller
+        .require("Compliance", &[Role::VendorAdmin, Role::Reviewer])
+        .map_err(|e| reject(e.into()))?;
+    Ok(request)
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chipward_certs::keys::{P384Key, spki_sha256};
 use chipward_certs::pki::DevPki;
+use chipward_certs::pki::tls::create_local_deployment;
 use chipward_issuer::ledger::conformance::{chip, license, note};
 use chipward_issuer::ledger::{Ledger, PostgresLedger, PostgresUrl};
 use chipward_issuer::{IssuerService, IssuerSettings, SystemClock, serve};
@@ -24,6 +25,7 @@ use chipward_proto::grpc::{
     GetRevocationListRequest, GetTreeHeadRequest, InclusionProofRequest, IssueLicenseRequest,
     LicenseStatus, RevokeLicenseRequest, Site,
 };
+use chipward_proto::tls::{TlsFiles, connect_as};
 use chipward_proto::{ChipId, TokenId};
 use chipward_tests::postgres;
 use tokio::net::TcpListener;
@@ -181,13 +183,21 @@ async fn issuer(pki: &DevPki, url: &PostgresUrl) -> Issuer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(service, listener, async {
+    // Both issuers share the PKI, and so its TLS folder.
+    let tls = pki.dir().join("tls");
+    if !tls.exists() {
+        create_local_deployment(&tls, &[]).unwrap();
+    }
+    let server_tls = TlsFiles::in_dir(&tls, "issuer").load().unwrap().server();
+    tokio::spawn(serve(service, listener, server_tls, async {
         let _ = stopped.await;
     }));
-    let url = format!("http://{addr}");
+    let admin = connect_as(&tls, "admin", &format!("https://{addr}"))
+        .await
+        .unwrap();
     Issuer {
-        client: IssuerClient::connect(url.clone()).await.unwrap(),
-        log: AuditLogClient::connect(url).await.unwrap(),
+        client: IssuerClient::new(admin.clone()),
+        log: AuditLogClient::new(admin),
         _stop: stop,
     }
 }

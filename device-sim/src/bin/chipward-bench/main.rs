@@ -579,7 +579,7 @@ async fn issuer(
     let settings = IssuerSettings::default();
     let service = IssuerService::from_dev_pki(settings, pki, ledger, Arc::new(SystemClock))?;
     let cert_chain = chip.enrolment_chain.clone();
-    let enrol = tonic::Request::new(EnrolChipRequest { cert_chain });
+    let enrol = as_admin(EnrolChipRequest { cert_chain });
     let chip_id = service.enrol_chip(enrol).await?.into_inner().chip_id;
     ensure!(chip_id == chip.chip_id.to_hex(), "enrolled another chip");
     let (id, latitude, longitude, radius_km) = SITE;
@@ -614,7 +614,7 @@ async fn issue_rate(
         set.spawn(async move {
             let mut done = 0u64;
             while start.elapsed() < span {
-                let call = tonic::Request::new(request.clone());
+                let call = as_admin(request.clone());
                 let response = service.issue_license(call).await?.into_inner();
                 let license = response.license.context("issuer answered no license")?;
                 ensure!(!license.token.is_empty(), "issued license has no token");
@@ -752,4 +752,18 @@ fn filesystem_of(path: &Path) -> String {
         .filter(|(mount, _)| dir.as_ref().is_some_and(|d| d.starts_with(mount)))
         .max_by_key(|(mount, _)| mount.len());
     found.map_or_else(|| "an unknown filesystem".into(), |(_, fs)| fs.to_owned())
+}
+
+/// A request made in process by the vendor administrator: the benchmark
+/// calls the service without a socket, so no certificate carries the role.
+fn as_admin<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let admin = chipward_proto::access::Caller::in_process(
+        chipward_proto::access::Role::VendorAdmin,
+        &[],
+        &[],
+        &[],
+    );
+    request.extensions_mut().insert(admin);
+    request
 }
