@@ -9,12 +9,14 @@
 
 pub mod ak_binding;
 pub mod audit;
+pub mod client;
 pub mod cose;
 pub mod ids;
 pub mod landmark;
 pub mod license;
 pub mod metrics;
 pub mod nonce;
+pub mod rate_limit;
 pub mod request_id;
 pub mod result;
 pub mod revocation;
