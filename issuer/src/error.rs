@@ -8,6 +8,7 @@
 
 use chipward_certs::chain::ChainError;
 use chipward_certs::tpm_credential::CredentialError;
+use chipward_proto::rate_limit::RateLimited;
 use chipward_proto::{ChipId, TokenId};
 use thiserror::Error;
 use tonic::metadata::MetadataValue;
@@ -73,6 +74,10 @@ pub enum ServiceError {
     /// An audit log request outside the log.
     #[error("{0}")]
     AuditRange(String),
+    /// The client, chip or host spent its budget for this call
+    /// ([`crate::rate_limits`]).
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
     /// The ledger refused or failed.
     #[error("ledger call failed")]
     Ledger(#[from] LedgerError),
@@ -146,6 +151,7 @@ impl ServiceError {
             Self::Compliance(_) => (Code::FailedPrecondition, "compliance", Security),
             Self::Screened { .. } => (Code::PermissionDenied, "screening_hit", Security),
             Self::AuditRange(_) => (Code::InvalidArgument, "audit_range", BadRequest),
+            Self::RateLimited(_) => (Code::ResourceExhausted, "rate_limited", Security),
             Self::Ledger(e) => match e {
                 LedgerError::Conflict { .. } => (Code::AlreadyExists, "chip_conflict", Security),
                 LedgerError::UnknownChip { .. } => {
@@ -226,6 +232,7 @@ impl ServiceError {
             | Self::Compliance(_)
             | Self::Screened { .. }
             | Self::AuditRange(_)
+            | Self::RateLimited(_)
             | Self::HostEnrolment(_) => self.to_string(),
         }
     }
@@ -283,6 +290,9 @@ impl From<ServiceError> for Status {
         status
             .metadata_mut()
             .insert(CODE_METADATA_KEY, MetadataValue::from_static(stable));
+        if let ServiceError::RateLimited(limited) = &err {
+            limited.annotate(status.metadata_mut());
+        }
         status
     }
 }

@@ -32,6 +32,7 @@ pub mod host_enrolment;
 pub mod ledger;
 pub mod metrics;
 mod published_list;
+pub mod rate_limits;
 pub mod renewal;
 pub mod request;
 pub mod screening;

@@ -24,6 +24,7 @@ use chipward_certs::chain::{ChainPolicy, TrustAnchor, validate_chain};
 use chipward_certs::keys::Ed25519Key;
 use chipward_certs::pki::DevPki;
 use chipward_proto::TokenId;
+use chipward_proto::client::client_key;
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_server::Issuer;
 use chipward_proto::grpc::{
@@ -35,6 +36,7 @@ use chipward_proto::grpc::{
 };
 use chipward_proto::license::LicenseClaims;
 use chipward_proto::metrics::Render;
+use chipward_proto::rate_limit::MonotonicClock;
 use chipward_proto::request_id::request_id;
 use chipward_proto::revocation::RevocationList;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -50,6 +52,7 @@ use crate::host_enrolment::PendingEnrolments;
 use crate::ledger::{AuditRecord, ChipRecord, Ledger, LedgerError, LicenseRecord, LicenseState};
 use crate::metrics::IssuerMetrics;
 use crate::published_list::PublishedList;
+use crate::rate_limits::{IssuerRateLimits, Limit};
 use crate::renewal::{self, RenewalApproval, RenewalPolicy};
 use crate::request::{self, IssueTerms};
 
@@ -89,6 +92,8 @@ pub struct IssuerService {
     /// The restricted-party list in force and its overrides.
     screening: Screening,
     metrics: Arc<IssuerMetrics>,
+    /// Budgets per client and per chip or host.
+    limits: IssuerRateLimits,
 }
 
 impl IssuerService {
@@ -107,6 +112,7 @@ impl IssuerService {
         let token_key_id = token_key.key_id();
         let log_id = format!("{}/audit", settings.issuer_name);
         Self {
+            limits: IssuerRateLimits::system(&settings.rate_limits),
             settings,
             batcher: IssueBatcher::start(Arc::clone(&ledger)),
             compliance: None,
@@ -132,6 +138,14 @@ impl IssuerService {
     #[must_use]
     pub fn with_tpm_roots(mut self, roots: Vec<TrustAnchor>) -> Self {
         self.tpm_roots = roots.into();
+        self
+    }
+
+    /// Reads the time for rate limits from `clock` (default: the system's
+    /// monotonic clock), with every budget full again.
+    #[must_use]
+    pub fn with_rate_limit_clock(mut self, clock: Arc<dyn MonotonicClock>) -> Self {
+        self.limits = IssuerRateLimits::new(&self.settings.rate_limits, clock);
         self
     }
 
@@ -211,8 +225,14 @@ impl IssuerService {
         self.token_key.public_key()
     }
 
-    async fn enrol(&self, chain: Vec<Vec<u8>>) -> Result<EnrolChipResponse, ServiceError> {
-        // 1. Bound the chain before any certificate is read.
+    async fn enrol(
+        &self,
+        client: &str,
+        chain: Vec<Vec<u8>>,
+    ) -> Result<EnrolChipResponse, ServiceError> {
+        // 1. The client's budget; bound the chain before any certificate is
+        //    read.
+        self.limits.check(Limit::EnrolChipPerClient, client)?;
         request::chain_len(&chain, "cert_chain")?;
 
         // 2. Validate it to the vendor root, off the async workers.
@@ -230,6 +250,8 @@ impl IssuerService {
         let identity = enrolment::device_identity(&validated)?;
         let chip_id = identity.chip_id();
         Span::current().record("chip", field::display(chip_id.short()));
+        self.limits
+            .check(Limit::EnrolChipPerChip, &chip_id.to_hex())?;
         let model = identity.model().to_owned();
 
         // 4. Record it; the same certificate again is not an error.
@@ -322,8 +344,9 @@ impl IssuerService {
         Ok(records.into_iter().map(to_wire).collect())
     }
 
-    async fn renew(&self, req: RenewLicenseRequest) -> Result<License, ServiceError> {
-        // 1. Check the request fields.
+    async fn renew(&self, client: &str, req: RenewLicenseRequest) -> Result<License, ServiceError> {
+        // 1. The client's budget; check the request fields.
+        self.limits.check(Limit::RenewPerClient, client)?;
         let token_id = request::token_id(&req.token_id, "token_id")?;
         Span::current().record("token", field::display(token_id));
         let lifetime = request::lifetime(req.lifetime_seconds, &self.settings)?;
@@ -358,6 +381,10 @@ impl IssuerService {
             result_key = approval.result_key_id(),
             "attestation result accepted"
         );
+        // Only a trusted verifier's result for this license spends the chip's
+        // budget.
+        self.limits
+            .check(Limit::RenewPerChip, &old.chip_id.to_hex())?;
 
         // 4. The tier may end the term, shorten the token or want a
         //    measured location.
@@ -619,8 +646,9 @@ impl Issuer for IssuerService {
         request: Request<EnrolChipRequest>,
     ) -> Result<Response<EnrolChipResponse>, Status> {
         let started = Instant::now();
+        let client = client_key(&request);
         let chain = request.into_inner().cert_chain;
-        let out = self.enrol(chain).await;
+        let out = self.enrol(&client, chain).await;
         self.answer("EnrolChip", started, out).map(Response::new)
     }
 
@@ -685,7 +713,8 @@ impl Issuer for IssuerService {
         request: Request<RenewLicenseRequest>,
     ) -> Result<Response<LicenseResponse>, Status> {
         let started = Instant::now();
-        let out = self.renew(request.into_inner()).await;
+        let client = client_key(&request);
+        let out = self.renew(&client, request.into_inner()).await;
         let license = self.answer("RenewLicense", started, out)?;
         self.metrics.renewed();
         Ok(Response::new(LicenseResponse {
@@ -740,7 +769,8 @@ impl Issuer for IssuerService {
         request: Request<BeginHostEnrolmentRequest>,
     ) -> Result<Response<BeginHostEnrolmentResponse>, Status> {
         let started = Instant::now();
-        let begun = self.begin_host(request.into_inner()).await;
+        let client = client_key(&request);
+        let begun = self.begin_host(&client, request.into_inner()).await;
         self.answer("BeginHostEnrolment", started, begun)
             .map(Response::new)
     }
@@ -756,7 +786,8 @@ impl Issuer for IssuerService {
         request: Request<CompleteHostEnrolmentRequest>,
     ) -> Result<Response<CompleteHostEnrolmentResponse>, Status> {
         let started = Instant::now();
-        let done = self.complete_host(request.into_inner()).await;
+        let client = client_key(&request);
+        let done = self.complete_host(&client, request.into_inner()).await;
         self.answer("CompleteHostEnrolment", started, done)
             .map(Response::new)
     }
