@@ -1,10 +1,12 @@
 //! The gRPC edge of the verifier: translates requests to [`Appraiser`]
-//! calls and errors to status codes. No appraisal logic lives here.
+//! calls and errors to status codes, and spends rate budgets
+//! ([`crate::rate_limits`]). No appraisal logic lives here.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chipward_proto::client::client_key;
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::issuer_client::IssuerClient;
 use chipward_proto::grpc::verifier_server::{
@@ -14,6 +16,7 @@ use chipward_proto::grpc::{
     AppraiseRequest, AppraiseResponse, ChallengeRequest, ChallengeResponse,
     GetRevocationListRequest, HostEvidence, InfoRequest, InfoResponse, evidence,
 };
+use chipward_proto::rate_limit::RateLimited;
 use chipward_proto::request_id::request_id;
 use chipward_proto::result::Status as Verdict;
 use chipward_proto::revocation;
@@ -28,6 +31,7 @@ use tracing::{debug, info, instrument, warn};
 use crate::appraisal::{Appraisal, AppraisalError, AppraisalRequest, Appraiser};
 use crate::evidence::tpm::host::HostInput;
 use crate::metrics::VerifierMetrics;
+use crate::rate_limits::{Limit, RateLimitSettings, VerifierRateLimits};
 use crate::revocation::RevocationCache;
 
 /// Unix milliseconds; the only clock the service reads.
@@ -58,6 +62,9 @@ pub enum ServiceError {
     /// The appraisal task failed.
     #[error("appraisal task failed")]
     Task,
+    /// The client or chip spent its budget for this call.
+    #[error(transparent)]
+    RateLimited(RateLimited),
 }
 
 impl From<ServiceError> for Status {
@@ -66,6 +73,8 @@ impl From<ServiceError> for Status {
             ServiceError::NoEvidence | ServiceError::HostEvidence(_) => {
                 Self::invalid_argument(e.to_string())
             }
+            ServiceError::Appraisal(AppraisalError::RateLimited(limited))
+            | ServiceError::RateLimited(limited) => limited.to_status(),
             ServiceError::Appraisal(inner) => {
                 let detail = std::error::Error::source(inner)
                     .map(|s| format!(": {s}"))
@@ -83,17 +92,27 @@ pub struct VerifierService {
     appraiser: Arc<Appraiser>,
     clock: Clock,
     metrics: Arc<VerifierMetrics>,
+    limits: Arc<VerifierRateLimits>,
 }
 
 impl VerifierService {
     /// A service over `appraiser`, reading time from `clock`, with its
-    /// metrics at zero.
+    /// metrics at zero and the default rate limits on the system's
+    /// monotonic clock.
     pub fn new(appraiser: Arc<Appraiser>, clock: Clock) -> Self {
         Self {
             appraiser,
             clock,
             metrics: Arc::new(VerifierMetrics::new()),
+            limits: Arc::new(VerifierRateLimits::system(&RateLimitSettings::default())),
         }
+    }
+
+    /// Replaces the rate limits (configured ones, or ones on a test clock).
+    #[must_use]
+    pub fn with_rate_limits(mut self, limits: VerifierRateLimits) -> Self {
+        self.limits = Arc::new(limits);
+        self
     }
 
     /// What this service has counted so far.
@@ -101,8 +120,13 @@ impl VerifierService {
         &self.metrics
     }
 
-    /// Appraises one request; the caller counts the outcome.
-    async fn appraise_request(&self, req: AppraiseRequest) -> Result<Appraisal, ServiceError> {
+    /// Appraises one request from `client`; the caller counts the outcome.
+    async fn appraise_request(
+        &self,
+        client: &str,
+        req: AppraiseRequest,
+    ) -> Result<Appraisal, ServiceError> {
+        self.limits.check(Limit::AppraisePerClient, client)?;
         let span = tracing::Span::current();
         span.record("tenant", req.tenant.as_str());
         span.record("site", req.site_id.as_str());
@@ -112,6 +136,7 @@ impl VerifierService {
 
         let host = req.host.map(host_parts).transpose()?;
         let appraiser = Arc::clone(&self.appraiser);
+        let limits = Arc::clone(&self.limits);
         let now = (self.clock)();
         let outcome = tokio::task::spawn_blocking(move || {
             let input = AppraisalRequest {
@@ -130,14 +155,21 @@ impl VerifierService {
                     devices: &h.devices,
                 }),
             };
-            appraiser.appraise(&input, now)
+            let chip_limit = limits.limiter(Limit::AppraisePerChip);
+            appraiser.appraise_limited(&input, now, Some(chip_limit))
         })
         .await
         .map_err(|_| ServiceError::Task)?;
 
-        let appraisal = outcome.map_err(|e| {
-            warn!(error = %e, "appraisal refused");
-            ServiceError::from(e)
+        let appraisal = outcome.map_err(|e| match e {
+            AppraisalError::RateLimited(limited) => {
+                debug!(limit = limited.limit, "appraisal rate limited");
+                ServiceError::RateLimited(limited)
+            }
+            e => {
+                warn!(error = %e, "appraisal refused");
+                ServiceError::from(e)
+            }
         })?;
         let result = &appraisal.result;
         span.record("chip", result.chip_id.get(..12).unwrap_or(""));
@@ -162,8 +194,10 @@ impl Verifier for VerifierService {
     #[instrument(skip_all)]
     async fn challenge(
         &self,
-        _: Request<ChallengeRequest>,
+        request: Request<ChallengeRequest>,
     ) -> Result<Response<ChallengeResponse>, Status> {
+        let client = client_key(&request);
+        self.limits.check(Limit::ChallengePerClient, &client)?;
         let challenge = self.appraiser.challenge((self.clock)());
         self.metrics.challenge_issued();
         Ok(Response::new(ChallengeResponse {
@@ -178,7 +212,8 @@ impl Verifier for VerifierService {
         request: Request<AppraiseRequest>,
     ) -> Result<Response<AppraiseResponse>, Status> {
         let started = Instant::now();
-        let outcome = self.appraise_request(request.into_inner()).await;
+        let client = client_key(&request);
+        let outcome = self.appraise_request(&client, request.into_inner()).await;
         match &outcome {
             Ok(appraisal) => self.metrics.appraised(&appraisal.result, started.elapsed()),
             Err(_) => self.metrics.refused(started.elapsed()),
