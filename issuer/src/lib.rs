@@ -17,7 +17,7 @@
 use std::future::Future;
 
 use chipward_proto::grpc::{self, issuer_server::IssuerServer};
-use chipward_proto::serving;
+use chipward_proto::serving::{self, MAX_CONCURRENT_STREAMS};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -59,7 +59,8 @@ pub enum ServeError {
 /// requests in flight finish.
 ///
 /// Requests larger than the service's `max_message_bytes` are refused
-/// before they are decoded. Beside `chipward.v1.Issuer`, `AuditLog` and
+/// before they are decoded, and one connection carries at most
+/// [`MAX_CONCURRENT_STREAMS`] calls at once. Beside `chipward.v1.Issuer`, `AuditLog` and
 /// `Compliance` the server runs `grpc.health.v1.Health` (`SERVING` for the
 /// server and each service) and server reflection, v1 and v1alpha.
 pub async fn serve(
@@ -95,6 +96,7 @@ pub async fn serve(
     let (reflection, reflection_alpha) =
         serving::reflection(&names).map_err(ServeError::Serving)?;
     Server::builder()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .add_service(grpc)
         .add_service(audit)
         .add_service(compliance)

@@ -20,7 +20,7 @@ use chipward_proto::rate_limit::RateLimited;
 use chipward_proto::request_id::request_id;
 use chipward_proto::result::Status as Verdict;
 use chipward_proto::revocation;
-use chipward_proto::serving::{self, ServingError};
+use chipward_proto::serving::{self, MAX_CONCURRENT_STREAMS, ServingError};
 use chipward_proto::tpm::pcr::PcrValues;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -293,11 +293,13 @@ pub async fn serve(
     let server = VerifierServer::new(service)
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
+    // Health and reflection keep tonic's 4 MiB decoding limit.
     let names = [VERIFIER_SERVICE];
     let health = serving::health(&names).await;
     let (reflection, reflection_alpha) =
         serving::reflection(&names).map_err(ServeError::Serving)?;
     tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .add_service(server)
         .add_service(health)
         .add_service(reflection)
