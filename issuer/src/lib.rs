@@ -43,6 +43,14 @@ pub use config::{IssuerConfig, IssuerSettings};
 pub use error::ServiceError;
 pub use service::IssuerService;
 
+/// Largest `Compliance` request decoded: the largest screening list the
+/// parser accepts (64 MiB, [`screening::ListLimits`]) and room for the
+/// request's other fields.
+pub const MAX_COMPLIANCE_MESSAGE_BYTES: usize = 64 * 1024 * 1024 + 64 * 1024;
+/// Largest `AuditLog` answer encoded (an evidence bundle, at most
+/// [`service::MAX_BUNDLE_BYTES`] of JSON).
+pub const MAX_AUDIT_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Why the server stopped with an error.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -59,8 +67,10 @@ pub enum ServeError {
 /// requests in flight finish.
 ///
 /// Requests larger than the service's `max_message_bytes` are refused
-/// before they are decoded, and one connection carries at most
-/// [`MAX_CONCURRENT_STREAMS`] calls at once. Beside `chipward.v1.Issuer`, `AuditLog` and
+/// before they are decoded (`Compliance` requests: larger than
+/// [`MAX_COMPLIANCE_MESSAGE_BYTES`]; health and reflection keep tonic's
+/// 4 MiB), and one connection carries at most [`MAX_CONCURRENT_STREAMS`]
+/// calls at once. Beside `chipward.v1.Issuer`, `AuditLog` and
 /// `Compliance` the server runs `grpc.health.v1.Health` (`SERVING` for the
 /// server and each service) and server reflection, v1 and v1alpha.
 pub async fn serve(
@@ -74,10 +84,10 @@ pub async fn serve(
         IssuerServer::from_arc(std::sync::Arc::clone(&service)).max_decoding_message_size(max);
     let compliance =
         grpc::compliance_server::ComplianceServer::from_arc(std::sync::Arc::clone(&service))
-            .max_decoding_message_size(64 * 1024 * 1024);
+            .max_decoding_message_size(MAX_COMPLIANCE_MESSAGE_BYTES);
     let audit = grpc::audit_log_server::AuditLogServer::from_arc(service)
         .max_decoding_message_size(max)
-        .max_encoding_message_size(64 * 1024 * 1024);
+        .max_encoding_message_size(MAX_AUDIT_RESPONSE_BYTES);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, max_message_bytes = max, "issuer serving");
         // Limitation: callers are not authenticated; whoever reaches the port

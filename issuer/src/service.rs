@@ -38,7 +38,7 @@ use chipward_proto::license::LicenseClaims;
 use chipward_proto::metrics::Render;
 use chipward_proto::rate_limit::MonotonicClock;
 use chipward_proto::request_id::request_id;
-use chipward_proto::revocation::RevocationList;
+use chipward_proto::revocation::{self, RevocationList};
 use ring::rand::{SecureRandom, SystemRandom};
 use tonic::{Request, Response, Status};
 use tracing::{Span, debug, error, field, info, instrument, warn};
@@ -61,10 +61,10 @@ mod batch;
 mod compliance;
 mod host;
 
-pub use audit::{MAX_BUNDLE_ENTRIES, MAX_ENTRIES_PER_CALL};
+pub use audit::{MAX_BUNDLE_BYTES, MAX_BUNDLE_ENTRIES, MAX_ENTRIES_PER_CALL};
 pub use batch::{IssueBatcher, MAX_BATCH};
 use chipward_proto::audit::{AuditEntry, EntryKind};
-pub use compliance::{Screening, StoredParty};
+pub use compliance::{MAX_OVERRIDES, Screening, StoredParty};
 
 /// The issuer service; hand it to [`crate::serve`].
 pub struct IssuerService {
@@ -467,13 +467,26 @@ impl IssuerService {
         // per second and version.
         let seq = self.ledger(|l| l.revocation_seq()).await?;
         let read = || self.ledger(|l| l.revocations());
-        // Limitation: a list larger than the verifier's 4 MiB limit (about
-        // 40,000 entries) is still served; verifiers will refuse it.
         let sign =
             |list: &RevocationList| list.sign(&self.token_key_id, |m| self.token_key.sign(m));
-        self.published
+        let (seq, signed) = self
+            .published
             .current(seq, || self.clock.now(), read, sign)
-            .await
+            .await?;
+        // A list verifiers would refuse is not served: the refusal names the
+        // problem here instead of in every verifier's log.
+        // Limitation: entries stay on the list after their licenses expire,
+        // so a long-lived issuer can reach this bound (about 29,000 entries
+        // with empty reasons, 3,500 with 256 four-byte characters each);
+        // revocations are still recorded, but verifiers keep their last list
+        // until it is stale and then leave every revocation claim unknown.
+        if signed.len() > revocation::MAX_LIST_LEN {
+            return Err(ServiceError::RevocationListTooLarge {
+                bytes: signed.len(),
+                max: revocation::MAX_LIST_LEN,
+            });
+        }
+        Ok((seq, signed))
     }
 
     /// Builds and signs a license record from checked terms.
