@@ -19,6 +19,7 @@ use thiserror::Error;
 
 use crate::compliance::CompliancePolicy;
 use crate::ledger::{LedgerLocation, PostgresOptions};
+use crate::rate_limits::{RateLimitSettings, RateLimitsConfig};
 
 /// The vendor root file in the PKI folder.
 pub const VENDOR_ROOT_FILE: &str = "vendor-root.pem";
@@ -113,6 +114,9 @@ pub struct IssuerConfig {
     pub tls_cert: PathBuf,
     /// Its private key (PKCS#8 PEM). Default `./pki/tls/issuer.key`.
     pub tls_key: PathBuf,
+    /// Budgets per client and per chip or host (`[rate_limits]`); see
+    /// [`RateLimitsConfig`] for each key and its default.
+    pub rate_limits: RateLimitsConfig,
 }
 
 impl Default for IssuerConfig {
@@ -145,6 +149,7 @@ impl Default for IssuerConfig {
             tls_ca: PathBuf::from("./pki/tls/ca.pem"),
             tls_cert: PathBuf::from("./pki/tls/issuer.pem"),
             tls_key: PathBuf::from("./pki/tls/issuer.key"),
+            rate_limits: RateLimitsConfig::default(),
         }
     }
 }
@@ -177,6 +182,8 @@ pub struct IssuerSettings {
     pub host_enrolment_ttl_secs: i64,
     /// Seconds; default 2592000.
     pub ak_binding_lifetime_secs: i64,
+    /// Budgets per client and per chip or host.
+    pub rate_limits: RateLimitSettings,
 }
 
 impl Default for IssuerSettings {
@@ -193,6 +200,7 @@ impl Default for IssuerSettings {
             max_message_bytes: 1024 * 1024,
             host_enrolment_ttl_secs: 300,
             ak_binding_lifetime_secs: 30 * 86_400,
+            rate_limits: RateLimitSettings::default(),
         }
     }
 }
@@ -337,6 +345,7 @@ impl IssuerConfig {
                 "ak_binding_lifetime_secs",
                 self.ak_binding_lifetime_secs,
             )?,
+            rate_limits: self.rate_limits.settings()?,
         };
         settings.check()?;
         Ok(settings)
@@ -623,6 +632,46 @@ mod tests {
                 "{count}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn reads_rate_limits_and_refuses_unknown_ones() {
+        use crate::rate_limits::Limit;
+
+        let config = IssuerConfig::parse(
+            "[rate_limits]\nmax_tracked_keys = 500\n\
+             renew_per_chip = { burst = 2, interval_ms = 30000 }\n",
+        )
+        .unwrap();
+        let limits = config.settings().unwrap().rate_limits;
+        assert_eq!(limits.max_tracked_keys, 500);
+        let renew = limits.rate(Limit::RenewPerChip);
+        assert_eq!(
+            (renew.burst(), renew.interval()),
+            (2, std::time::Duration::from_secs(30))
+        );
+        assert_eq!(
+            limits.rate(Limit::EnrolChipPerChip),
+            RateLimitSettings::default().rate(Limit::EnrolChipPerChip)
+        );
+
+        assert!(
+            IssuerConfig::parse("[rate_limits]\nrenew_per_chips = { burst = 1, interval_ms = 1 }")
+                .is_err()
+        );
+        assert!(
+            IssuerConfig::parse("[rate_limits]\nrenew_per_chip = { interval_ms = 1 }").is_err()
+        );
+        let zero =
+            IssuerConfig::parse("[rate_limits]\nrenew_per_chip = { burst = 0, interval_ms = 1 }")
+                .unwrap();
+        assert!(matches!(
+            zero.settings().unwrap_err(),
+            ConfigError::Invalid {
+                key: "rate_limits.renew_per_chip",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use chipward_certs::chain::ChainError;
 use chipward_certs::tpm_credential::CredentialError;
+use chipward_proto::rate_limit::RateLimited;
 use chipward_proto::{ChipId, TokenId};
 use thiserror::Error;
 use tonic::metadata::MetadataValue;
@@ -77,6 +78,27 @@ pub enum ServiceError {
     /// An audit log request outside the log.
     #[error("{0}")]
     AuditRange(String),
+    /// The client, chip or host spent its budget for this call
+    /// ([`crate::rate_limits`]).
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
+    /// An evidence bundle would pass one of its bounds.
+    #[error("{0}; ask for a shorter time range")]
+    BundleTooLarge(String),
+    /// The signed revocation list is larger than verifiers accept.
+    #[error("revocation list is {bytes} bytes, more than the {max} verifiers accept")]
+    RevocationListTooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The verifiers' limit.
+        max: usize,
+    },
+    /// As many reviewer overrides are recorded as are kept.
+    #[error("{max} reviewer overrides are recorded, the most kept")]
+    TooManyOverrides {
+        /// The bound.
+        max: usize,
+    },
     /// The ledger refused or failed.
     #[error("ledger call failed")]
     Ledger(#[from] LedgerError),
@@ -159,6 +181,16 @@ impl ServiceError {
                 };
                 (e.grpc_code(), stable, Security)
             }
+            Self::RateLimited(_) => (Code::ResourceExhausted, "rate_limited", Security),
+            Self::BundleTooLarge(_) => (Code::ResourceExhausted, "bundle_too_large", BadRequest),
+            // Every verifier refuses such a list, so revocation claims turn
+            // unknown everywhere: the operator must act.
+            Self::RevocationListTooLarge { .. } => {
+                (Code::ResourceExhausted, "revocation_list_too_large", Fault)
+            }
+            Self::TooManyOverrides { .. } => {
+                (Code::ResourceExhausted, "overrides_full", BadRequest)
+            }
             Self::Ledger(e) => match e {
                 LedgerError::Conflict { .. } => (Code::AlreadyExists, "chip_conflict", Security),
                 LedgerError::UnknownChip { .. } => {
@@ -240,6 +272,10 @@ impl ServiceError {
             | Self::Screened { .. }
             | Self::AuditRange(_)
             | Self::Access(_)
+            | Self::RateLimited(_)
+            | Self::BundleTooLarge(_)
+            | Self::RevocationListTooLarge { .. }
+            | Self::TooManyOverrides { .. }
             | Self::HostEnrolment(_) => self.to_string(),
         }
     }
@@ -297,6 +333,9 @@ impl From<ServiceError> for Status {
         status
             .metadata_mut()
             .insert(CODE_METADATA_KEY, MetadataValue::from_static(stable));
+        if let ServiceError::RateLimited(limited) = &err {
+            limited.annotate(status.metadata_mut());
+        }
         status
     }
 }
@@ -585,6 +624,40 @@ mod tests {
                 (Code::Internal, "internal error".into(), "internal".into())
             );
         }
+    }
+
+    #[test]
+    fn answers_past_their_bounds_are_resource_exhausted() {
+        let bundle = ServiceError::BundleTooLarge("more than 10000 entries match".into());
+        assert_eq!(
+            status(bundle),
+            (
+                Code::ResourceExhausted,
+                "more than 10000 entries match; ask for a shorter time range".into(),
+                "bundle_too_large".into()
+            )
+        );
+        let list = ServiceError::RevocationListTooLarge {
+            bytes: 5_000_000,
+            max: 4_194_304,
+        };
+        assert_eq!(
+            status(list),
+            (
+                Code::ResourceExhausted,
+                "revocation list is 5000000 bytes, more than the 4194304 verifiers accept".into(),
+                "revocation_list_too_large".into()
+            )
+        );
+        let overrides = ServiceError::TooManyOverrides { max: 10_000 };
+        assert_eq!(
+            status(overrides),
+            (
+                Code::ResourceExhausted,
+                "10000 reviewer overrides are recorded, the most kept".into(),
+                "overrides_full".into()
+            )
+        );
     }
 
     #[test]

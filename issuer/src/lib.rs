@@ -17,7 +17,7 @@
 use std::future::Future;
 
 use chipward_proto::grpc::{self, issuer_server::IssuerServer};
-use chipward_proto::serving::{self, incoming};
+use chipward_proto::serving::{self, MAX_CONCURRENT_STREAMS, incoming};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tonic::transport::{Server, ServerTlsConfig};
@@ -31,6 +31,7 @@ pub mod host_enrolment;
 pub mod ledger;
 pub mod metrics;
 mod published_list;
+pub mod rate_limits;
 pub mod renewal;
 pub mod request;
 pub mod screening;
@@ -40,6 +41,14 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{IssuerConfig, IssuerSettings};
 pub use error::ServiceError;
 pub use service::IssuerService;
+
+/// Largest `Compliance` request decoded: the largest screening list the
+/// parser accepts (64 MiB, [`screening::ListLimits`]) and room for the
+/// request's other fields.
+pub const MAX_COMPLIANCE_MESSAGE_BYTES: usize = 64 * 1024 * 1024 + 64 * 1024;
+/// Largest `AuditLog` answer encoded (an evidence bundle, at most
+/// [`service::MAX_BUNDLE_BYTES`] of JSON).
+pub const MAX_AUDIT_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why the server stopped with an error.
 #[derive(Debug, Error)]
@@ -59,7 +68,10 @@ pub enum ServeError {
 /// role and scope in the client's certificate ([`chipward_proto::access`]).
 ///
 /// Requests larger than the service's `max_message_bytes` are refused
-/// before they are decoded. Beside `chipward.v1.Issuer`, `AuditLog` and
+/// before they are decoded (`Compliance` requests: larger than
+/// [`MAX_COMPLIANCE_MESSAGE_BYTES`]; health and reflection keep tonic's
+/// 4 MiB), and one connection carries at most [`MAX_CONCURRENT_STREAMS`]
+/// calls at once. Beside `chipward.v1.Issuer`, `AuditLog` and
 /// `Compliance` the server runs `grpc.health.v1.Health` (`SERVING` for the
 /// server and each service) and server reflection, v1 and v1alpha.
 pub async fn serve(
@@ -74,12 +86,12 @@ pub async fn serve(
         IssuerServer::from_arc(std::sync::Arc::clone(&service)).max_decoding_message_size(max);
     let compliance = tonic::service::interceptor::InterceptedService::new(
         grpc::compliance_server::ComplianceServer::from_arc(std::sync::Arc::clone(&service))
-            .max_decoding_message_size(64 * 1024 * 1024),
+            .max_decoding_message_size(MAX_COMPLIANCE_MESSAGE_BYTES),
         service::compliance_gate,
     );
     let audit = grpc::audit_log_server::AuditLogServer::from_arc(service)
         .max_decoding_message_size(max)
-        .max_encoding_message_size(64 * 1024 * 1024);
+        .max_encoding_message_size(MAX_AUDIT_RESPONSE_BYTES);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, max_message_bytes = max, "issuer serving with mutual tls");
     }
@@ -94,6 +106,7 @@ pub async fn serve(
     Server::builder()
         .tls_config(tls)
         .map_err(ServeError::Transport)?
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .add_service(grpc)
         .add_service(audit)
         .add_service(compliance)

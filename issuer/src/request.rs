@@ -351,6 +351,17 @@ pub fn list_filter(req: &ListLicensesRequest) -> Result<(LicenseFilter, usize), 
     Ok((LicenseFilter { chip_id, tenant }, limit))
 }
 
+/// Checks a tenant named outside a license request (a legal hold).
+pub fn tenant(text: &str) -> Result<String, InputError> {
+    identifier(text, &TENANT)
+}
+
+/// Checks a party's name named outside a license request (a reviewer
+/// override): the same 1 to 256 characters an issue request allows.
+pub fn party_name(text_in: &str, field: &'static str) -> Result<String, InputError> {
+    text(text_in, field, PARTY_NAME_CHARS)
+}
+
 /// Checks a revocation reason; it may be empty.
 pub fn reason(text_in: &str) -> Result<String, InputError> {
     text(text_in, "reason", REASON_CHARS)

@@ -36,8 +36,9 @@ use chipward_proto::grpc::{
 };
 use chipward_proto::license::LicenseClaims;
 use chipward_proto::metrics::Render;
+use chipward_proto::rate_limit::MonotonicClock;
 use chipward_proto::request_id::request_id;
-use chipward_proto::revocation::RevocationList;
+use chipward_proto::revocation::{self, RevocationList};
 use ring::rand::{SecureRandom, SystemRandom};
 use tonic::{Request, Response, Status};
 use tracing::{Span, debug, error, field, info, instrument, warn};
@@ -51,6 +52,7 @@ use crate::host_enrolment::PendingEnrolments;
 use crate::ledger::{AuditRecord, ChipRecord, Ledger, LedgerError, LicenseRecord, LicenseState};
 use crate::metrics::IssuerMetrics;
 use crate::published_list::PublishedList;
+use crate::rate_limits::{IssuerRateLimits, Limit};
 use crate::renewal::{self, RenewalApproval, RenewalPolicy};
 use crate::request::{self, IssueTerms};
 
@@ -59,10 +61,10 @@ mod batch;
 mod compliance;
 mod host;
 
-pub use audit::{MAX_BUNDLE_ENTRIES, MAX_ENTRIES_PER_CALL};
+pub use audit::{MAX_BUNDLE_BYTES, MAX_BUNDLE_ENTRIES, MAX_ENTRIES_PER_CALL};
 pub use batch::{IssueBatcher, MAX_BATCH};
 use chipward_proto::audit::{AuditEntry, EntryKind};
-pub use compliance::{Screening, StoredParty, compliance_gate};
+pub use compliance::{MAX_OVERRIDES, Screening, StoredParty, compliance_gate};
 
 /// The issuer service; hand it to [`crate::serve`].
 pub struct IssuerService {
@@ -90,6 +92,8 @@ pub struct IssuerService {
     /// The restricted-party list in force and its overrides.
     screening: Screening,
     metrics: Arc<IssuerMetrics>,
+    /// Budgets per client and per chip or host.
+    limits: IssuerRateLimits,
 }
 
 impl IssuerService {
@@ -108,6 +112,7 @@ impl IssuerService {
         let token_key_id = token_key.key_id();
         let log_id = format!("{}/audit", settings.issuer_name);
         Self {
+            limits: IssuerRateLimits::system(&settings.rate_limits),
             settings,
             batcher: IssueBatcher::start(Arc::clone(&ledger)),
             compliance: None,
@@ -133,6 +138,14 @@ impl IssuerService {
     #[must_use]
     pub fn with_tpm_roots(mut self, roots: Vec<TrustAnchor>) -> Self {
         self.tpm_roots = roots.into();
+        self
+    }
+
+    /// Reads the time for rate limits from `clock` (default: the system's
+    /// monotonic clock), with every budget full again.
+    #[must_use]
+    pub fn with_rate_limit_clock(mut self, clock: Arc<dyn MonotonicClock>) -> Self {
+        self.limits = IssuerRateLimits::new(&self.settings.rate_limits, clock);
         self
     }
 
@@ -212,8 +225,14 @@ impl IssuerService {
         self.token_key.public_key()
     }
 
-    async fn enrol(&self, chain: Vec<Vec<u8>>) -> Result<EnrolChipResponse, ServiceError> {
-        // 1. Bound the chain before any certificate is read.
+    async fn enrol(
+        &self,
+        client: &str,
+        chain: Vec<Vec<u8>>,
+    ) -> Result<EnrolChipResponse, ServiceError> {
+        // 1. The client's budget; bound the chain before any certificate is
+        //    read.
+        self.limits.check(Limit::EnrolChipPerClient, client)?;
         request::chain_len(&chain, "cert_chain")?;
 
         // 2. Validate it to the vendor root, off the async workers.
@@ -231,6 +250,8 @@ impl IssuerService {
         let identity = enrolment::device_identity(&validated)?;
         let chip_id = identity.chip_id();
         Span::current().record("chip", field::display(chip_id.short()));
+        self.limits
+            .check(Limit::EnrolChipPerChip, &chip_id.to_hex())?;
         let model = identity.model().to_owned();
 
         // 4. Record it; the same certificate again is not an error.
@@ -358,7 +379,8 @@ impl IssuerService {
         caller: &Caller,
         req: RenewLicenseRequest,
     ) -> Result<License, ServiceError> {
-        // 1. Check the request fields.
+        // 1. The client's budget; check the request fields.
+        self.limits.check(Limit::RenewPerClient, caller.key())?;
         let token_id = request::token_id(&req.token_id, "token_id")?;
         Span::current().record("token", field::display(token_id));
         let lifetime = request::lifetime(req.lifetime_seconds, &self.settings)?;
@@ -394,6 +416,10 @@ impl IssuerService {
             result_key = approval.result_key_id(),
             "attestation result accepted"
         );
+        // Only a trusted verifier's result for this license spends the chip's
+        // budget.
+        self.limits
+            .check(Limit::RenewPerChip, &old.chip_id.to_hex())?;
 
         // 4. The tier may end the term, shorten the token or want a
         //    measured location.
@@ -476,13 +502,26 @@ impl IssuerService {
         // per second and version.
         let seq = self.ledger(|l| l.revocation_seq()).await?;
         let read = || self.ledger(|l| l.revocations());
-        // Limitation: a list larger than the verifier's 4 MiB limit (about
-        // 40,000 entries) is still served; verifiers will refuse it.
         let sign =
             |list: &RevocationList| list.sign(&self.token_key_id, |m| self.token_key.sign(m));
-        self.published
+        let (seq, signed) = self
+            .published
             .current(seq, || self.clock.now(), read, sign)
-            .await
+            .await?;
+        // A list verifiers would refuse is not served: the refusal names the
+        // problem here instead of in every verifier's log.
+        // Limitation: entries stay on the list after their licenses expire,
+        // so a long-lived issuer can reach this bound (about 29,000 entries
+        // with empty reasons, 3,500 with 256 four-byte characters each);
+        // revocations are still recorded, but verifiers keep their last list
+        // until it is stale and then leave every revocation claim unknown.
+        if signed.len() > revocation::MAX_LIST_LEN {
+            return Err(ServiceError::RevocationListTooLarge {
+                bytes: signed.len(),
+                max: revocation::MAX_LIST_LEN,
+            });
+        }
+        Ok((seq, signed))
     }
 
     /// Builds and signs a license record from checked terms.
@@ -656,7 +695,10 @@ impl Issuer for IssuerService {
     ) -> Result<Response<EnrolChipResponse>, Status> {
         let started = Instant::now();
         let out = match admit(&request, "EnrolChip", ADMIN) {
-            Ok(_) => self.enrol(request.into_inner().cert_chain).await,
+            Ok(caller) => {
+                let chain = request.into_inner().cert_chain;
+                self.enrol(caller.key(), chain).await
+            }
             Err(e) => Err(e),
         };
         self.answer("EnrolChip", started, out).map(Response::new)
@@ -799,7 +841,7 @@ impl Issuer for IssuerService {
     ) -> Result<Response<BeginHostEnrolmentResponse>, Status> {
         let started = Instant::now();
         let begun = match admit(&request, "BeginHostEnrolment", HOST_ENROLERS) {
-            Ok(_) => self.begin_host(request.into_inner()).await,
+            Ok(caller) => self.begin_host(caller.key(), request.into_inner()).await,
             Err(e) => Err(e),
         };
         self.answer("BeginHostEnrolment", started, begun)
@@ -818,7 +860,7 @@ impl Issuer for IssuerService {
     ) -> Result<Response<CompleteHostEnrolmentResponse>, Status> {
         let started = Instant::now();
         let done = match admit(&request, "CompleteHostEnrolment", HOST_ENROLERS) {
-            Ok(_) => self.complete_host(request.into_inner()).await,
+            Ok(caller) => self.complete_host(caller.key(), request.into_inner()).await,
             Err(e) => Err(e),
         };
         self.answer("CompleteHostEnrolment", started, done)

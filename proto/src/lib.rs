@@ -16,6 +16,7 @@ pub mod landmark;
 pub mod license;
 pub mod metrics;
 pub mod nonce;
+pub mod rate_limit;
 pub mod request_id;
 pub mod result;
 pub mod revocation;

@@ -18,6 +18,11 @@ pub const REFLECTION_V1_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
 /// The v1alpha reflection service's full name.
 pub const REFLECTION_V1ALPHA_SERVICE: &str = "grpc.reflection.v1alpha.ServerReflection";
 
+/// Most requests one client connection may have in flight at once (HTTP/2
+/// `SETTINGS_MAX_CONCURRENT_STREAMS`); a client that wants more waits for
+/// a stream to finish. tonic sets no limit of its own.
+pub const MAX_CONCURRENT_STREAMS: u32 = 256;
+
 /// Why the standard services could not be built.
 #[derive(Debug, Error)]
 #[non_exhaustive]

@@ -12,7 +12,9 @@
 //! 3. License: envelope, algorithm, issuer key, signature, audience.
 //! 4. Freshness: the challenge's MAC and expiry, the evidence nonce against
 //!    the one derived from challenge, tenant and site, then single use; a
-//!    challenge is used up only by evidence whose chain and signature hold.
+//!    challenge is used up only by evidence whose chain and signature hold,
+//!    and that use spends the chip's rate budget when one is given
+//!    ([`Appraiser::appraise_limited`]).
 //! 5. Identity binding: token subject equals the chip the chain proves.
 //! 6. Measurements against the model's reference values.
 //! 7. License window and revocation.
@@ -30,6 +32,7 @@ use chipward_certs::keys::Ed25519Key;
 use chipward_proto::cose::{CoseError, TrustedKeys};
 use chipward_proto::license::{self, TokenError, VerifiedLicense};
 use chipward_proto::nonce::{Challenge, ChallengeError, evidence_nonce, host_quote_nonce};
+use chipward_proto::rate_limit::{KeyedLimiter, RateLimited};
 use chipward_proto::result::{
     AttestationResult, ClaimResult, LocationBound, MeasurementRecord, Status,
 };
@@ -131,6 +134,10 @@ pub enum AppraisalError {
     /// More landmark records than one appraisal takes.
     #[error("{0} landmark records exceed the limit of {MAX_RECORDS}")]
     TooManyRecords(usize),
+    /// The chip's evidence held for a fresh challenge, but the chip has
+    /// spent its rate budget; the challenge was left unused.
+    #[error(transparent)]
+    RateLimited(RateLimited),
 }
 
 /// Everything an appraisal needs; shared by all requests.
@@ -214,6 +221,20 @@ impl Appraiser {
         req: &AppraisalRequest<'_>,
         now_ms: i64,
     ) -> Result<Appraisal, AppraisalError> {
+        self.appraise_limited(req, now_ms, None)
+    }
+
+    /// Appraises one request at `now_ms` (Unix milliseconds); with
+    /// `chip_limit`, evidence that holds for a fresh challenge spends one
+    /// request of its chip's budget (keyed by the chip id in hex) as it
+    /// uses the challenge up, and a chip without budget left is refused
+    /// with [`AppraisalError::RateLimited`] before anything is signed.
+    pub fn appraise_limited(
+        &self,
+        req: &AppraisalRequest<'_>,
+        now_ms: i64,
+        chip_limit: Option<&KeyedLimiter>,
+    ) -> Result<Appraisal, AppraisalError> {
         let now = now_ms.div_euclid(1000);
 
         // 1. Bounds.
@@ -242,7 +263,7 @@ impl Appraiser {
 
         // 4. Freshness.
         let expected = evidence_nonce(req.challenge, req.tenant, req.site_id);
-        let freshness = self.freshness(&challenge, &facts, &expected, now_ms);
+        let freshness = self.freshness(&challenge, &facts, &expected, now_ms, chip_limit)?;
 
         // 5 to 8.
         let claim_set = ClaimSet {
@@ -393,7 +414,8 @@ impl Appraiser {
         facts: &EvidenceFacts,
         expected: &[u8; 32],
         now_ms: i64,
-    ) -> ClaimResult {
+        chip_limit: Option<&KeyedLimiter>,
+    ) -> Result<ClaimResult, AppraisalError> {
         let name = claims::EVIDENCE_FRESHNESS;
         if let Err(e) = self.challenges.check(challenge, now_ms) {
             let c = if matches!(e, FreshnessFailure::Forged) {
@@ -401,27 +423,36 @@ impl Appraiser {
             } else {
                 code::CHALLENGE_EXPIRED
             };
-            return claims::fail(name, c, e.to_string());
+            return Ok(claims::fail(name, c, e.to_string()));
         }
         if !ct_eq(expected, &facts.transcript.request.nonce) {
-            return claims::fail(
+            return Ok(claims::fail(
                 name,
                 code::NONCE_MISMATCH,
                 "evidence nonce does not answer this challenge, tenant and site",
-            );
+            ));
         }
         // Only evidence the chip's own key signed uses the challenge up, so
-        // whoever merely sees a challenge cannot spend it first.
-        if !facts.authentic() {
-            return depends(name, "evidence chain and signature");
-        }
-        match self.challenges.consume(challenge, now_ms) {
+        // whoever merely sees a challenge cannot spend it first; and only
+        // that use spends the chip's rate budget, so nobody can spend it
+        // with garbage or replays.
+        let (true, Some(identity)) = (facts.authentic(), &facts.identity) else {
+            return Ok(depends(name, "evidence chain and signature"));
+        };
+        let consume = || self.challenges.consume(challenge, now_ms);
+        let consumed = match chip_limit {
+            Some(limit) => limit
+                .check_if(&identity.chip_id.to_hex(), consume)
+                .map_err(AppraisalError::RateLimited)?,
+            None => consume(),
+        };
+        Ok(match consumed {
             Ok(()) => claims::pass(
                 name,
                 "answers a fresh challenge for the claimed tenant and site",
             ),
             Err(e) => claims::fail(name, code::REPLAY, e.to_string()),
-        }
+        })
     }
 
     fn location(

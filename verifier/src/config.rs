@@ -20,6 +20,7 @@ use crate::evidence::roots::Roots;
 use crate::evidence::tpm::host::HostPolicy;
 use crate::location::records::Landmarks;
 use crate::policy::reference::ReferenceValues;
+use crate::rate_limits::RateLimitsConfig;
 use crate::revocation::RevocationCache;
 
 /// Verifier settings, as read from the file.
@@ -86,6 +87,9 @@ pub struct VerifierConfig {
     pub tls_key: PathBuf,
     /// The name the issuer's certificate must carry. Default `localhost`.
     pub issuer_server_name: String,
+    /// Budgets per client and per chip (`[rate_limits]`); see
+    /// [`RateLimitsConfig`] for each key and its default.
+    pub rate_limits: RateLimitsConfig,
 }
 
 impl Default for VerifierConfig {
@@ -112,6 +116,7 @@ impl Default for VerifierConfig {
             tls_cert: PathBuf::from("pki/tls/verifier.pem"),
             tls_key: PathBuf::from("pki/tls/verifier.key"),
             issuer_server_name: chipward_proto::tls::DEFAULT_SERVER_NAME.into(),
+            rate_limits: RateLimitsConfig::default(),
         }
     }
 }
@@ -199,5 +204,51 @@ impl VerifierConfig {
             issuer_keys,
             revocations,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::rate_limits::{Limit, RateLimitSettings};
+
+    use super::*;
+
+    #[test]
+    fn the_example_file_sets_the_default_rate_limits() {
+        let text = include_str!("../verifier.example.toml");
+        let config: VerifierConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.rate_limits, RateLimitsConfig::default());
+        assert_eq!(
+            config.rate_limits.settings().unwrap(),
+            RateLimitSettings::default()
+        );
+    }
+
+    #[test]
+    fn reads_rate_limit_overrides_and_refuses_unknown_keys() {
+        let text = "[rate_limits]\nmax_tracked_keys = 100\n\
+                    appraise_per_chip = { burst = 3, interval_ms = 1500 }\n";
+        let config: VerifierConfig = toml::from_str(text).unwrap();
+        let settings = config.rate_limits.settings().unwrap();
+        assert_eq!(settings.max_tracked_keys, 100);
+        let chip = settings.rate(Limit::AppraisePerChip);
+        assert_eq!(
+            (chip.burst(), chip.interval()),
+            (3, Duration::from_millis(1500))
+        );
+        assert_eq!(
+            settings.rate(Limit::ChallengePerClient),
+            RateLimitSettings::default().rate(Limit::ChallengePerClient)
+        );
+
+        for bad in [
+            "[rate_limits]\nappraise_per_chips = { burst = 3, interval_ms = 1 }",
+            "[rate_limits]\nappraise_per_chip = { burst = 3 }",
+            "[rate_limits]\nappraise_per_chip = { burst = 3, interval_ms = 1, rate = 2 }",
+        ] {
+            assert!(toml::from_str::<VerifierConfig>(bad).is_err(), "{bad}");
+        }
     }
 }

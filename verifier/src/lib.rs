@@ -2,7 +2,8 @@
 //! license token and reference values, and signs what it concluded.
 //!
 //! Everything a request carries is attacker-controlled. The checks live in
-//! [`appraisal`]; the gRPC edge in [`service`] only translates.
+//! [`appraisal`]; the gRPC edge in [`service`] only translates and spends
+//! the budgets of [`rate_limits`].
 
 pub mod appraisal;
 pub mod challenge;
@@ -13,5 +14,6 @@ pub mod fleet;
 pub mod location;
 pub mod metrics;
 pub mod policy;
+pub mod rate_limits;
 pub mod revocation;
 pub mod service;

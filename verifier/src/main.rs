@@ -21,6 +21,7 @@ use chipward_verifier::evidence::roots::Roots;
 use chipward_verifier::evidence::tpm::check_quote_files;
 use chipward_verifier::evidence::tpm::key::QuoteKey;
 use chipward_verifier::policy::reference::ReferenceValues;
+use chipward_verifier::rate_limits::VerifierRateLimits;
 use chipward_verifier::revocation::RevocationCache;
 use chipward_verifier::service::{self, VerifierService};
 use clap::{Parser, Subcommand};
@@ -164,6 +165,7 @@ async fn serve(
     if let Some(addr) = listen {
         config.listen = addr;
     }
+    let limits = config.rate_limits.settings()?;
     let loaded = config
         .load()
         .context("loading keys, roots and reference values")?;
@@ -182,7 +184,8 @@ async fn serve(
     ));
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     service::announce(listener.local_addr()?, &loaded.appraiser.result_key_id());
-    let svc = VerifierService::new(loaded.appraiser, clock);
+    let svc = VerifierService::new(loaded.appraiser, clock)
+        .with_rate_limits(VerifierRateLimits::system(&limits));
     if let Some(addr) = config.metrics_listen {
         anyhow::ensure!(
             addr.ip().is_loopback(),

@@ -1,5 +1,6 @@
 //! The gRPC edge of the verifier: translates requests to [`Appraiser`]
-//! calls and errors to status codes. No appraisal logic lives here.
+//! calls and errors to status codes, and spends rate budgets
+//! ([`crate::rate_limits`]). No appraisal logic lives here.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,10 +16,11 @@ use chipward_proto::grpc::{
     AppraiseRequest, AppraiseResponse, ChallengeRequest, ChallengeResponse,
     GetRevocationListRequest, HostEvidence, InfoRequest, InfoResponse, evidence,
 };
+use chipward_proto::rate_limit::RateLimited;
 use chipward_proto::request_id::request_id;
 use chipward_proto::result::Status as Verdict;
 use chipward_proto::revocation;
-use chipward_proto::serving::{self, ServingError, incoming};
+use chipward_proto::serving::{self, MAX_CONCURRENT_STREAMS, ServingError, incoming};
 use chipward_proto::tpm::pcr::PcrValues;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -28,6 +30,7 @@ use tracing::{debug, info, instrument, warn};
 use crate::appraisal::{Appraisal, AppraisalError, AppraisalRequest, Appraiser};
 use crate::evidence::tpm::host::HostInput;
 use crate::metrics::VerifierMetrics;
+use crate::rate_limits::{Limit, RateLimitSettings, VerifierRateLimits};
 use crate::revocation::RevocationCache;
 
 /// Unix milliseconds; the only clock the service reads.
@@ -61,6 +64,9 @@ pub enum ServiceError {
     /// The caller may not make this call, or not for this chip.
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// The client or chip spent its budget for this call.
+    #[error(transparent)]
+    RateLimited(RateLimited),
 }
 
 impl From<ServiceError> for Status {
@@ -69,6 +75,8 @@ impl From<ServiceError> for Status {
             ServiceError::NoEvidence | ServiceError::HostEvidence(_) => {
                 Self::invalid_argument(e.to_string())
             }
+            ServiceError::Appraisal(AppraisalError::RateLimited(limited))
+            | ServiceError::RateLimited(limited) => limited.to_status(),
             ServiceError::Appraisal(inner) => {
                 let detail = std::error::Error::source(inner)
                     .map(|s| format!(": {s}"))
@@ -87,17 +95,27 @@ pub struct VerifierService {
     appraiser: Arc<Appraiser>,
     clock: Clock,
     metrics: Arc<VerifierMetrics>,
+    limits: Arc<VerifierRateLimits>,
 }
 
 impl VerifierService {
     /// A service over `appraiser`, reading time from `clock`, with its
-    /// metrics at zero.
+    /// metrics at zero and the default rate limits on the system's
+    /// monotonic clock.
     pub fn new(appraiser: Arc<Appraiser>, clock: Clock) -> Self {
         Self {
             appraiser,
             clock,
             metrics: Arc::new(VerifierMetrics::new()),
+            limits: Arc::new(VerifierRateLimits::system(&RateLimitSettings::default())),
         }
+    }
+
+    /// Replaces the rate limits (configured ones, or ones on a test clock).
+    #[must_use]
+    pub fn with_rate_limits(mut self, limits: VerifierRateLimits) -> Self {
+        self.limits = Arc::new(limits);
+        self
     }
 
     /// What this service has counted so far.
@@ -117,6 +135,7 @@ impl VerifierService {
         caller: &Caller,
         req: AppraiseRequest,
     ) -> Result<Appraisal, ServiceError> {
+        self.limits.check(Limit::AppraisePerClient, caller.key())?;
         let span = tracing::Span::current();
         span.record("tenant", req.tenant.as_str());
         span.record("site", req.site_id.as_str());
@@ -127,6 +146,7 @@ impl VerifierService {
 
         let host = req.host.map(host_parts).transpose()?;
         let appraiser = Arc::clone(&self.appraiser);
+        let limits = Arc::clone(&self.limits);
         let now = (self.clock)();
         let outcome = tokio::task::spawn_blocking(move || {
             let input = AppraisalRequest {
@@ -145,14 +165,21 @@ impl VerifierService {
                     devices: &h.devices,
                 }),
             };
-            appraiser.appraise(&input, now)
+            let chip_limit = limits.limiter(Limit::AppraisePerChip);
+            appraiser.appraise_limited(&input, now, Some(chip_limit))
         })
         .await
         .map_err(|_| ServiceError::Task)?;
 
-        let appraisal = outcome.map_err(|e| {
-            warn!(error = %e, "appraisal refused");
-            ServiceError::from(e)
+        let appraisal = outcome.map_err(|e| match e {
+            AppraisalError::RateLimited(limited) => {
+                debug!(limit = limited.limit, "appraisal rate limited");
+                ServiceError::RateLimited(limited)
+            }
+            e => {
+                warn!(error = %e, "appraisal refused");
+                ServiceError::from(e)
+            }
         })?;
         let result = &appraisal.result;
         span.record("chip", result.chip_id.get(..12).unwrap_or(""));
@@ -182,6 +209,7 @@ impl Verifier for VerifierService {
     ) -> Result<Response<ChallengeResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require("Challenge", &[Role::Operator, Role::Device])?;
+        self.limits.check(Limit::ChallengePerClient, caller.key())?;
         let challenge = self.appraiser.challenge((self.clock)());
         self.metrics.challenge_issued();
         Ok(Response::new(ChallengeResponse {
@@ -283,6 +311,7 @@ pub async fn serve(
     let server = VerifierServer::new(service)
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
+    // Health and reflection keep tonic's 4 MiB decoding limit.
     let names = [VERIFIER_SERVICE];
     let health = serving::health(&names).await;
     let (reflection, reflection_alpha) =
@@ -290,6 +319,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .tls_config(tls)
         .map_err(ServeError::Transport)?
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .add_service(server)
         .add_service(health)
         .add_service(reflection)

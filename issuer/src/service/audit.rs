@@ -33,8 +33,11 @@ use crate::request::{self, InputError};
 
 /// Most entries one `GetEntries` call returns.
 pub const MAX_ENTRIES_PER_CALL: usize = 1_000;
-/// Most entries one bundle carries.
+/// Most entries one bundle carries; a request matching more is refused.
 pub const MAX_BUNDLE_ENTRIES: usize = 10_000;
+/// Largest bundle JSON sent, a little below the `AuditLog` encoding limit
+/// ([`crate::MAX_AUDIT_RESPONSE_BYTES`]); a larger bundle is refused.
+pub const MAX_BUNDLE_BYTES: usize = crate::MAX_AUDIT_RESPONSE_BYTES - 4096;
 
 pub(crate) use chipward_certs::keys::sha256;
 
@@ -173,7 +176,12 @@ impl IssuerService {
             )));
         }
         self.ledger(move |l| {
-            let mut found = l.audit_select(&select, MAX_BUNDLE_ENTRIES)?;
+            let mut found = l.audit_select(&select, MAX_BUNDLE_ENTRIES + 1)?;
+            if found.len() > MAX_BUNDLE_ENTRIES {
+                return Ok(Err(too_large(format!(
+                    "more than {MAX_BUNDLE_ENTRIES} entries match"
+                ))));
+            }
             found.retain(|(index, _)| *index < head.size);
             let earlier = match trusted_size {
                 0 => Vec::new(),
@@ -187,22 +195,38 @@ impl IssuerService {
             let mut export =
                 AuditExport::part(&LedgerNodes(l), head.signed, found.clone(), earlier)
                     .map_err(|e| LedgerError::Backend(Box::new(e)))?;
+            // Base64 in the JSON grows bytes by a third: stop reading
+            // artefacts once their raw size alone could not fit.
+            let mut raw: usize = found.iter().map(|(_, bytes)| bytes.len()).sum();
             for (_, bytes) in &found {
                 let entry = AuditEntry::decode(bytes).map_err(|_| LedgerError::Corrupt {
                     what: "audit entry",
                 })?;
                 for (name, digest) in &entry.digests {
                     if let Some(artefact) = l.artefact(digest)? {
+                        raw = raw.saturating_add(artefact.len());
+                        if raw > MAX_BUNDLE_BYTES / 4 * 3 {
+                            return Ok(Err(too_large(format!(
+                                "the bundle would be larger than {MAX_BUNDLE_BYTES} bytes"
+                            ))));
+                        }
                         export.add_artifact(name.clone(), artefact);
                     }
                 }
             }
-            Ok(ExportBundleResponse {
-                export_json: export.to_json().into_bytes(),
+            let export_json = export.to_json().into_bytes();
+            if export_json.len() > MAX_BUNDLE_BYTES {
+                return Ok(Err(too_large(format!(
+                    "the bundle would be {} bytes, more than {MAX_BUNDLE_BYTES}",
+                    export_json.len()
+                ))));
+            }
+            Ok(Ok(ExportBundleResponse {
+                export_json,
                 entries: u32::try_from(found.len()).unwrap_or(u32::MAX),
-            })
+            }))
         })
-        .await
+        .await?
     }
 
     /// An operator may export the bundle of a chip only when it has at
@@ -285,6 +309,10 @@ impl IssuerService {
         info!(index, "attestation result logged");
         Ok(index)
     }
+}
+
+fn too_large(what: String) -> ServiceError {
+    ServiceError::BundleTooLarge(what)
 }
 
 /// Text from a verified result, cut to what an entry holds.

@@ -43,6 +43,9 @@ use crate::screening::{ListFormat, Party, PartyRole, Screener, ScreeningList};
 
 /// Decisions cached before the cache is emptied.
 const MAX_CACHED: usize = 10_000;
+/// Most reviewer overrides kept in memory, over every list loaded since
+/// start; more are refused.
+pub const MAX_OVERRIDES: usize = 10_000;
 
 /// The list in force, reviewer overrides, and cached decisions.
 #[derive(Debug, Default)]
@@ -108,6 +111,19 @@ impl Screening {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(&(digest.to_owned(), name.to_owned()))
+    }
+
+    /// Refuses a new override once [`MAX_OVERRIDES`] are kept.
+    fn room_for_override(&self, digest: &str, name: &str) -> Result<(), ServiceError> {
+        let overrides = self
+            .overrides
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let known = overrides.contains(&(digest.to_owned(), name.to_owned()));
+        if overrides.len() >= MAX_OVERRIDES && !known {
+            return Err(ServiceError::TooManyOverrides { max: MAX_OVERRIDES });
+        }
+        Ok(())
     }
 
     /// Screens one party, from the cache when it can.
@@ -358,6 +374,7 @@ impl IssuerService {
                 field: "name, reviewer and reason",
             }));
         }
+        request::party_name(&req.name, "name")?;
         let current = self
             .screening
             .screener()
@@ -368,6 +385,8 @@ impl IssuerService {
                 reason: "is not the digest of the list in force",
             }));
         }
+        self.screening
+            .room_for_override(&req.list_digest, &req.name)?;
         let mut entry = AuditEntry::new(self.clock.now(), EntryKind::ScreeningOverridden);
         entry.actor = reviewer.chars().take(64).collect();
         entry.detail = format!("{:?} cleared: {reason}", req.name);
@@ -387,7 +406,10 @@ impl IssuerService {
             "" => None,
             text => Some(request::chip_id(text, "chip_id")?),
         };
-        let tenant = (!req.tenant.is_empty()).then(|| req.tenant.clone());
+        let tenant = match req.tenant.as_str() {
+            "" => None,
+            text => Some(request::tenant(text)?),
+        };
         let now = self.clock.now();
         let hold = LegalHold {
             id: 0,
@@ -498,4 +520,34 @@ pub fn compliance_gate(request: Request<()>) -> Result<Request<()>, Status> {
         .require("Compliance", &[Role::VendorAdmin, Role::Reviewer])
         .map_err(|e| reject(e.into()))?;
     Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_new_overrides_once_the_most_are_kept() {
+        let screening = Screening::default();
+        {
+            let mut overrides = screening.overrides.lock().unwrap();
+            for n in 0..MAX_OVERRIDES - 1 {
+                overrides.insert(("list".into(), format!("party {n}")));
+            }
+        }
+        assert!(screening.room_for_override("list", "new").is_ok());
+        screening
+            .overrides
+            .lock()
+            .unwrap()
+            .insert(("list".into(), "new".into()));
+
+        let full = screening.room_for_override("list", "another").unwrap_err();
+        assert!(
+            matches!(full, ServiceError::TooManyOverrides { max: 10_000 }),
+            "{full:?}"
+        );
+        // One already kept may be entered again.
+        assert!(screening.room_for_override("list", "party 7").is_ok());
+    }
 }

@@ -24,6 +24,7 @@ use super::IssuerService;
 use crate::error::ServiceError;
 use crate::host_enrolment::{HostEnrolmentError, PendingHost, keys};
 use crate::ledger::AuditRecord;
+use crate::rate_limits::Limit;
 use crate::request;
 
 /// Bytes of randomness sealed to each host.
@@ -33,9 +34,12 @@ impl IssuerService {
     /// `BeginHostEnrolment`.
     pub(super) async fn begin_host(
         &self,
+        client: &str,
         req: BeginHostEnrolmentRequest,
     ) -> Result<BeginHostEnrolmentResponse, ServiceError> {
-        // 1. Bound every field; without roots no chain can pass.
+        // 1. The client's budget; bound every field; without roots no chain
+        //    can pass.
+        self.limits.check(Limit::HostEnrolmentPerClient, client)?;
         request::chain_len(&req.ek_cert_chain, "ek_cert_chain")?;
         request::tpm_public(&req.ek_public, "ek_public")?;
         request::tpm_public(&req.ak_public, "ak_public")?;
@@ -71,13 +75,18 @@ impl IssuerService {
         let sealed = make_credential(ek.rsa(), ak.name(), credential.as_ref())
             .map_err(HostEnrolmentError::Seal)?;
 
-        // 6. Hold its digest until the host answers or time runs out.
+        // 6. Hold its digest until the host answers or time runs out; only
+        //    an enrolment now pending spends the host's budget.
         let expires_at = now.saturating_add(self.settings.host_enrolment_ttl_secs);
         let pending = PendingHost::new(&validated, &ek, ak, credential.as_ref(), expires_at);
         let host = pending.host_id();
         let ak_name = hex::encode(pending.ak_name());
         Span::current().record("host", field::display(host.short()));
-        let id = self.host_enrolments.insert(pending, now, &self.rng)?;
+        let id = self
+            .limits
+            .check_if(Limit::HostEnrolmentPerHost, &host.to_hex(), || {
+                Ok(self.host_enrolments.insert(pending, now, &self.rng)?)
+            })?;
         Span::current().record("enrolment", field::display(id.short()));
         debug!(host = %host.short(), ak_name = %ak_name, expires_at, "host enrolment begun");
 
@@ -92,9 +101,11 @@ impl IssuerService {
     /// `CompleteHostEnrolment`.
     pub(super) async fn complete_host(
         &self,
+        client: &str,
         req: CompleteHostEnrolmentRequest,
     ) -> Result<CompleteHostEnrolmentResponse, ServiceError> {
-        // 1. Check the fields.
+        // 1. The client's budget; check the fields.
+        self.limits.check(Limit::HostEnrolmentPerClient, client)?;
         let credential = Zeroizing::new(req.credential);
         let id = request::enrolment_id(&req.enrolment_id)?;
         Span::current().record("enrolment", field::display(id.short()));
@@ -106,8 +117,13 @@ impl IssuerService {
         Span::current().record("host", field::display(pending.host_id().short()));
 
         // 3. Only a TPM holding the certified EK and the AK could recover
-        //    the credential.
-        let host = pending.activate(&credential)?;
+        //    the credential; only that spends the host's budget.
+        let host_id = pending.host_id().to_hex();
+        let host = self
+            .limits
+            .check_if(Limit::HostEnrolmentPerHost, &host_id, || {
+                Ok(pending.activate(&credential)?)
+            })?;
 
         // 4. Record the AK; the same AK enrolled again is not an error.
         let record = host.record(now);
