@@ -126,6 +126,7 @@ impl Burst {
             let worker = Worker {
                 chip: chip.clone(),
                 client: IssuerClient::new(channel(addr).await),
+                operator: IssuerClient::new(super::operator_channel(addr)),
                 pki: Arc::clone(&pki),
                 shared: Arc::clone(&shared),
             };
@@ -211,7 +212,10 @@ impl Burst {
 /// One chip's share of the burst.
 struct Worker {
     chip: Chip,
+    /// The vendor administrator, who issues.
     client: IssuerClient<Channel>,
+    /// The operator, who renews.
+    operator: IssuerClient<Channel>,
     pki: Arc<DevPki>,
     shared: Arc<Shared>,
 }
@@ -234,7 +238,7 @@ impl Worker {
                 attestation_result: passing_result(&self.pki, &current),
                 lifetime_seconds: 0,
             };
-            let call = self.client.renew_license(request);
+            let call = self.operator.renew_license(request);
             let Some(renewed) = self.shared.call("renew", call).await else {
                 return;
             };

@@ -105,8 +105,7 @@ impl<'a> Checker<'a> {
             attestation_result: passing_result(pki, &issued),
             lifetime_seconds: 0,
         };
-        let renewed = self
-            .issuer
+        let renewed = IssuerClient::new(super::operator_channel(self.addr))
             .renew_license(request)
             .await
             .unwrap()

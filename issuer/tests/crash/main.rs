@@ -56,10 +56,12 @@ use std::time::{Duration, Instant};
 
 use chipward_certs::keys::{P384Key, spki_sha256};
 use chipward_certs::pki::DevPki;
+use chipward_certs::pki::tls::create_local_deployment;
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::grpc::EnrolChipRequest;
 use chipward_proto::grpc::issuer_client::IssuerClient;
-use tonic::transport::{Channel, Endpoint};
+use chipward_proto::tls::{DEFAULT_SERVER_NAME, TlsFiles};
+use tonic::transport::Channel;
 
 use self::burst::Burst;
 use self::process::Issuer;
@@ -76,11 +78,38 @@ const CALL_LIMIT: Duration = Duration::from_secs(15);
 /// Every gRPC channel of this test. Lazy: the first call connects, and a
 /// call on a channel whose server is gone fails instead of hanging.
 async fn channel(addr: SocketAddr) -> Channel {
-    Endpoint::from_shared(format!("http://{addr}"))
+    channel_as(addr, "admin")
+}
+
+/// A channel to the issuer at `addr` as the operator, who renews.
+fn operator_channel(addr: SocketAddr) -> Channel {
+    channel_as(addr, "operator")
+}
+
+fn channel_as(addr: SocketAddr, name: &str) -> Channel {
+    let tls = TlsFiles::in_dir(tls_dir(), name)
+        .load()
+        .expect("the shared tls folder holds every client")
+        .client(DEFAULT_SERVER_NAME);
+    chipward_proto::tls::endpoint(&format!("https://{addr}"), &tls)
         .expect("a loopback URL is a valid endpoint")
         .connect_timeout(Duration::from_secs(2))
         .timeout(CALL_LIMIT)
         .connect_lazy()
+}
+
+/// One TLS folder for every issuer this test binary starts (both backends):
+/// the issuer's certificate, an administrator and an operator of the
+/// tenant the burst licenses.
+fn tls_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    let (_, tls) = DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("tls");
+        create_local_deployment(&tls, &["acme-ai"]).unwrap();
+        (dir, tls)
+    });
+    tls
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,9 +35,15 @@ pub(super) fn write_config(dir: &Path, database: &str) -> PathBuf {
         "listen = \"127.0.0.1:0\"\n\
          database = {}\n\
          database_connections = 8\n\
-         pki_dir = {}\n",
+         pki_dir = {}\n\
+         tls_ca = {}\n\
+         tls_cert = {}\n\
+         tls_key = {}\n",
         quote(database),
         quote(&dir.join("pki").display().to_string()),
+        quote(&super::tls_dir().join("ca.pem").display().to_string()),
+        quote(&super::tls_dir().join("issuer.pem").display().to_string()),
+        quote(&super::tls_dir().join("issuer.key").display().to_string()),
     );
     let path = dir.join("issuer.toml");
     fs::write(&path, text).unwrap();
@@ -169,7 +175,7 @@ impl Drop for Issuer {
 fn serving_addr(line: &str) -> Option<SocketAddr> {
     let event: serde_json::Value = serde_json::from_str(line).ok()?;
     let fields = event.get("fields")?;
-    if fields.get("message")?.as_str()? != "issuer serving" {
+    if fields.get("message")?.as_str()? != "issuer serving with mutual tls" {
         return None;
     }
     fields.get("addr")?.as_str()?.parse().ok()
