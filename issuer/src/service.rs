@@ -898,6 +898,8 @@ const READERS: &[Role] = &[
     Role::Device,
 ];
 /// Roles that may enrol a host's TPM.
+// Limitation: a host enrolment names no tenant or site, so an operator's
+// scope does not limit which hosts it may enrol.
 const HOST_ENROLERS: &[Role] = &[Role::VendorAdmin, Role::Operator];
 
 /// The caller of `request`, if its role is one of `roles`.

@@ -17,6 +17,9 @@
 //! no role URI, two role URIs, an unknown role or a malformed scope value is
 //! refused as a whole (`UNAUTHENTICATED`), never read as a lesser grant.
 //!
+//! Limitation: client certificates cannot be revoked; a leaked one is good
+//! until it expires (825 days from `chipward-pki`) or the CA is replaced.
+//!
 //! In-process callers (benchmarks driving a service without a socket) put a
 //! [`Caller`] into the request's extensions; a remote peer cannot set
 //! extensions, so this grants nothing over the network.
