@@ -15,7 +15,10 @@ use chipward_certs::pki::tls as tls_pki;
 use chipward_issuer::compliance::{CompliancePolicy, EXAMPLE_POLICY};
 use chipward_issuer::ledger::SqliteLedger;
 use chipward_issuer::{IssuerService, IssuerSettings};
+use chipward_proto::access::Role;
 use chipward_proto::cose::TrustedKeys;
+use chipward_proto::grpc::issuer_client::IssuerClient;
+use chipward_proto::grpc::{ListLicensesRequest, RevokeLicenseRequest};
 use chipward_proto::metrics::{Render, serve_metrics};
 use chipward_proto::result::Status;
 use chipward_proto::tls::{self, DEFAULT_SERVER_NAME, TlsFiles};
@@ -281,6 +284,7 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
         ),
         refusal,
     ];
+    report.access = access_check(&services).await?;
     report.audit = Some(
         crate::records::audit_log(links.auditor.clone(), &keys, dir, bundle_chip.as_deref())
             .await?,
@@ -290,6 +294,53 @@ pub async fn run(dir: &Path, plan: &FleetPlan) -> anyhow::Result<FleetReport> {
     drop(services);
     drop(rig);
     Ok(report)
+}
+
+/// Shows roles enforced over mutual TLS: an operator certified for one
+/// tenant lists that tenant's licenses and is refused another's, and an
+/// auditor is refused a revocation. Neither refusal changes anything.
+async fn access_check(services: &Services) -> anyhow::Result<Vec<String>> {
+    let (own, other) = (fleet::TENANTS[0], fleet::TENANTS[1]);
+    let ca = tls_pki::TlsCa::load(&services.tls_dir)?;
+    let grant = tls_pki::Grant {
+        tenants: vec![own.to_owned()],
+        ..tls_pki::Grant::role(Role::Operator)
+    };
+    ca.issue_client("operator-one-tenant", &grant)?;
+    let mut operator = IssuerClient::new(services.issuer_as("operator-one-tenant").await?);
+    let list = |tenant: &str| ListLicensesRequest {
+        chip_id: String::new(),
+        tenant: tenant.to_owned(),
+        limit: 0,
+    };
+    let mine = operator.list_licenses(list(own)).await?.into_inner();
+    let theirs = operator.list_licenses(list(other)).await;
+    let mut auditor = IssuerClient::new(services.issuer_as("auditor").await?);
+    let revoke = RevokeLicenseRequest {
+        token_id: mine
+            .licenses
+            .first()
+            .map(|l| l.token_id.clone())
+            .unwrap_or_default(),
+        reason: "an auditor tries".into(),
+    };
+    let revoked = auditor.revoke_license(revoke).await;
+    let outcome = |r: Result<(), tonic::Status>| match r {
+        Ok(()) => "ALLOWED".to_owned(),
+        Err(s) => format!("refused ({:?}: {})", s.code(), s.message()),
+    };
+    Ok(vec![
+        "mutual TLS on every call; the vendor enrols and issues, the operator attests, renews and records, an auditor reads the log".into(),
+        format!(
+            "an operator certified for {own} lists its {} licenses; asking for {other}'s: {}",
+            mine.licenses.len(),
+            outcome(theirs.map(drop))
+        ),
+        format!(
+            "an auditor revoking one of them: {}",
+            outcome(revoked.map(drop))
+        ),
+    ])
 }
 
 /// Three landmarks 5 km from the centre of each demo site.
@@ -388,7 +439,7 @@ impl HostRig {
             if self.hosts.is_empty() {
                 return Ok(out);
             }
-            let mut issuer = chipward_proto::grpc::issuer_client::IssuerClient::new(issuer);
+            let mut issuer = IssuerClient::new(issuer);
             for (host, intermediates) in &self.hosts {
                 crate::host::enrol(host, &mut issuer, intermediates.clone()).await?;
                 out.push(Arc::clone(host) as Arc<dyn Host>);
@@ -603,6 +654,10 @@ pub fn render(report: &FleetReport, show_all: bool) -> String {
     }
     for (i, line) in report.screening.iter().enumerate() {
         let head = if i == 0 { "screening:" } else { "          " };
+        let _ = writeln!(out, "  {head} {line}");
+    }
+    for (i, line) in report.access.iter().enumerate() {
+        let head = if i == 0 { "access:" } else { "       " };
         let _ = writeln!(out, "  {head} {line}");
     }
     if let Some(audit) = &report.audit {

@@ -115,6 +115,18 @@ async fn fleet_failures_are_exactly_the_injected_faults() {
         "{:?}",
         report.screening
     );
+    // Roles hold over mutual TLS: an operator of one tenant is refused
+    // another tenant's licenses, an auditor a revocation.
+    assert!(
+        report.access[1].ends_with("refused (PermissionDenied: tenant \"borealis-labs\" is outside the scope of this operator certificate)"),
+        "{:?}",
+        report.access
+    );
+    assert!(
+        report.access[2].starts_with("an auditor revoking one of them: refused (PermissionDenied: role auditor may not call RevokeLicense)"),
+        "{:?}",
+        report.access
+    );
     assert_eq!(count("issued"), 80 - clones);
     assert_eq!(count("appraised"), integrity.appraisals);
     assert_eq!(count("revoked"), injected(Fault::RevokedLicense).len());

@@ -343,6 +343,8 @@ pub struct FleetReport {
     /// The screening the run showed: the list loaded, and the refusal of
     /// a listed tenant.
     pub screening: Vec<String>,
+    /// What the run showed of roles over mutual TLS.
+    pub access: Vec<String>,
 }
 
 impl FleetReport {
@@ -590,6 +592,7 @@ pub async fn run(
         integrity,
         audit: None,
         screening: Vec::new(),
+        access: Vec::new(),
     })
 }
 
