@@ -74,6 +74,9 @@ pub enum ServeError {
 /// calls at once. Beside `chipward.v1.Issuer`, `AuditLog` and
 /// `Compliance` the server runs `grpc.health.v1.Health` (`SERVING` for the
 /// server and each service) and server reflection, v1 and v1alpha.
+// Limitation: open connections are not capped; a peer that completes the
+// TLS handshake (which needs a certificate from the CA) may hold idle
+// connections until the OS file limit, since there is no idle timeout.
 pub async fn serve(
     service: IssuerService,
     listener: TcpListener,
