@@ -2,9 +2,11 @@
 //! `grpc.health.v1.Health` and server reflection (`grpc.reflection.v1` and
 //! `v1alpha`), so that generic tools can probe and describe a server.
 //!
-//! Reflection describes only the services a server names, from the
-//! descriptors compiled into this crate ([`crate::grpc::FILE_DESCRIPTOR_SET`]).
-//! It reveals the API's shape, which is public anyway, and nothing else.
+//! Reflection lists only the services a server names, but describes any
+//! symbol of the descriptors compiled into this crate
+//! ([`crate::grpc::FILE_DESCRIPTOR_SET`]): asking the issuer for
+//! `chipward.v1.Verifier` answers too. It reveals the API's shape, which is
+//! public anyway, and nothing else.
 
 use thiserror::Error;
 use tonic_health::pb::health_server::{Health, HealthServer};
