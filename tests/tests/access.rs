@@ -272,7 +272,7 @@ async fn an_operator_never_acts_for_another_tenants_chips() {
             r.claims
         );
 
-        // Renewal with a passing result of the right operator: refused.
+        // Renewal, with the passing result chip A's own operator got: refused.
         let renew = RenewLicenseRequest {
             token_id: w.license_a.token_id.clone(),
             attestation_result: w.result_a.clone(),
