@@ -311,6 +311,23 @@ impl IssuerService {
     }
 }
 
+/// An inclusion proof carries its entry, so it is served outside the roles
+/// that read the whole log ([`LOG_READERS`]) only when the entry concerns
+/// the caller's scope: an operator's tenant and site, a device's chip.
+/// Entries naming no tenant (or, for a device, no chip) are for the vendor's
+/// roles; landmarks and verifiers have no scope and get no entry.
+fn entry_in_scope(caller: &Caller, entry: &[u8]) -> Result<(), ServiceError> {
+    if caller.sees_everything() {
+        return Ok(());
+    }
+    let entry = AuditEntry::decode(entry).map_err(|_| LedgerError::Corrupt {
+        what: "audit entry",
+    })?;
+    let chip = entry.chip_id.map(|c| c.to_hex()).unwrap_or_default();
+    caller.require_scope(&entry.tenant, &entry.site_id, &chip)?;
+    Ok(())
+}
+
 fn too_large(what: String) -> ServiceError {
     ServiceError::BundleTooLarge(what)
 }
@@ -394,8 +411,9 @@ impl AuditLog for IssuerService {
         &self,
         request: Request<InclusionProofRequest>,
     ) -> Result<Response<InclusionProofResponse>, Status> {
-        admit(&request, "GetInclusionProof", &Role::ALL).map_err(reject)?;
+        let caller = admit(&request, "GetInclusionProof", &Role::ALL).map_err(reject)?;
         let proof = self.inclusion(request.into_inner()).await.map_err(reject)?;
+        entry_in_scope(&caller, &proof.entry).map_err(reject)?;
         Ok(Response::new(proof))
     }
 

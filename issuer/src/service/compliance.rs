@@ -14,8 +14,9 @@
 //! Limitation: the loaded list and the overrides live in memory. After a
 //! restart the list comes from the configuration again and overrides must
 //! be entered again; both are in the audit log.
-//! Limitation: who may load lists, override or purge is not checked yet
-//! (client roles come with mTLS); the reviewer names themself.
+//! Limitation: the reviewer an override names is the one its request gives;
+//! the caller's certificate proves only that a reviewer made it (roles are
+//! checked by [`compliance_gate`] and by each call).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
