@@ -78,6 +78,9 @@ pub struct IssuerConfig {
     /// Oldest attestation result a renewal accepts, in seconds since its
     /// `appraised_at`. Default 300.
     pub renewal_max_result_age_secs: u64,
+    /// Oldest attestation result `RecordResult` accepts, in seconds since
+    /// its `appraised_at`. Default 3600.
+    pub record_max_result_age_secs: u64,
     /// How far in the future an attestation result's `appraised_at` may lie,
     /// for clocks that disagree, in seconds. Default 60.
     pub clock_skew_secs: u64,
@@ -137,6 +140,7 @@ impl Default for IssuerConfig {
             max_backdate_secs: secs(settings.max_backdate_secs),
             max_future_start_secs: secs(settings.max_future_start_secs),
             renewal_max_result_age_secs: secs(settings.renewal_max_result_age_secs),
+            record_max_result_age_secs: secs(settings.record_max_result_age_secs),
             clock_skew_secs: secs(settings.clock_skew_secs),
             max_message_bytes: settings.max_message_bytes as u64,
             tpm_roots: Vec::new(),
@@ -174,6 +178,8 @@ pub struct IssuerSettings {
     pub max_future_start_secs: i64,
     /// Seconds; default 300.
     pub renewal_max_result_age_secs: i64,
+    /// Seconds; default 3600.
+    pub record_max_result_age_secs: i64,
     /// Seconds; default 60.
     pub clock_skew_secs: i64,
     /// Bytes; default 1048576.
@@ -196,6 +202,7 @@ impl Default for IssuerSettings {
             max_backdate_secs: 30 * 86_400,
             max_future_start_secs: 86_400,
             renewal_max_result_age_secs: 300,
+            record_max_result_age_secs: 3600,
             clock_skew_secs: 60,
             max_message_bytes: 1024 * 1024,
             host_enrolment_ttl_secs: 300,
@@ -332,6 +339,10 @@ impl IssuerConfig {
             renewal_max_result_age_secs: span(
                 "renewal_max_result_age_secs",
                 self.renewal_max_result_age_secs,
+            )?,
+            record_max_result_age_secs: span(
+                "record_max_result_age_secs",
+                self.record_max_result_age_secs,
             )?,
             clock_skew_secs: span("clock_skew_secs", self.clock_skew_secs)?,
             max_message_bytes: usize::try_from(self.max_message_bytes).map_err(|_| {
@@ -513,6 +524,9 @@ impl IssuerSettings {
         }
         if !(1..=self.max_lifetime_secs).contains(&self.default_lifetime_secs) {
             return invalid("default_lifetime_secs", "must be 1 to max_lifetime_secs");
+        }
+        if self.record_max_result_age_secs < 1 {
+            return invalid("record_max_result_age_secs", "must be at least 1");
         }
         if self.renewal_max_result_age_secs < 1 {
             return invalid("renewal_max_result_age_secs", "must be at least 1");

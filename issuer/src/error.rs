@@ -31,6 +31,16 @@ pub enum ServiceError {
     /// A request field is missing, malformed or out of range.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// A result to record was appraised too long ago, or in the future.
+    #[error(
+        "the result was appraised at {appraised_at}, outside the last {max_age_secs} s this issuer records"
+    )]
+    ResultOutOfWindow {
+        /// Its `appraised_at`, Unix seconds.
+        appraised_at: i64,
+        /// The configured window.
+        max_age_secs: i64,
+    },
     /// The caller's certificate does not allow this call, or not for this
     /// tenant, site or chip.
     #[error(transparent)]
@@ -181,6 +191,9 @@ impl ServiceError {
                 };
                 (e.grpc_code(), stable, Security)
             }
+            Self::ResultOutOfWindow { .. } => {
+                (Code::FailedPrecondition, "result_out_of_window", Security)
+            }
             Self::RateLimited(_) => (Code::ResourceExhausted, "rate_limited", Security),
             Self::BundleTooLarge(_) => (Code::ResourceExhausted, "bundle_too_large", BadRequest),
             // Every verifier refuses such a list, so revocation claims turn
@@ -211,6 +224,7 @@ impl ServiceError {
                 }
                 LedgerError::Held { .. } => (Code::FailedPrecondition, "legal_hold", BadRequest),
                 LedgerError::NoSuchHold { .. } => (Code::NotFound, "hold_not_found", BadRequest),
+                LedgerError::AlreadyRecorded => (Code::AlreadyExists, "result_recorded", Security),
                 LedgerError::DuplicateToken { .. }
                 | LedgerError::SchemaVersion { .. }
                 | LedgerError::Corrupt { .. }
@@ -260,7 +274,8 @@ impl ServiceError {
             Self::Ledger(
                 e @ (LedgerError::Retained { .. }
                 | LedgerError::Held { .. }
-                | LedgerError::NoSuchHold { .. }),
+                | LedgerError::NoSuchHold { .. }
+                | LedgerError::AlreadyRecorded),
             ) => e.to_string(),
             Self::Ledger(_) | Self::Random | Self::TaskFailed => "internal error".into(),
             Self::Input(_)
@@ -272,6 +287,7 @@ impl ServiceError {
             | Self::Screened { .. }
             | Self::AuditRange(_)
             | Self::Access(_)
+            | Self::ResultOutOfWindow { .. }
             | Self::RateLimited(_)
             | Self::BundleTooLarge(_)
             | Self::RevocationListTooLarge { .. }

@@ -746,3 +746,72 @@ async fn records_stay_through_retention_and_holds() {
         ]
     );
 }
+
+/// The issuer's `chipward-code` of a refusal.
+fn stable_code(status: &tonic::Status) -> &str {
+    status
+        .metadata()
+        .get("chipward-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_is_recorded_once_and_only_while_recent() {
+    let mut r = rig().await;
+    let chip = r.chip(1).await;
+    let l = r.issue(&chip, "fra-1", "", 0).await.unwrap();
+    let result = r.signed_result(&l, None);
+    let record = |bytes: Vec<u8>| RecordResultRequest {
+        attestation_result: bytes,
+    };
+    r.operator_log
+        .record_result(record(result.clone()))
+        .await
+        .unwrap();
+    let (_, size) = r.head().await;
+
+    // The same signed result again: refused, nothing logged.
+    let again = r
+        .operator_log
+        .record_result(record(result.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists, "{again:?}");
+    assert_eq!(stable_code(&again), "result_recorded");
+
+    // Re-wrapped: an unprotected header added (nothing in it is signed),
+    // so the bytes differ but the signed content does not.
+    let mut sign1: coset::CoseSign1 =
+        coset::TaggedCborSerializable::from_tagged_slice(&result).unwrap();
+    sign1.unprotected.key_id = b"unsigned".to_vec();
+    let rewrapped = coset::CborSerializable::to_vec(sign1.clone()).unwrap();
+    let tagged = coset::TaggedCborSerializable::to_tagged_vec(sign1).unwrap();
+    assert_ne!(tagged, result);
+    let err = r
+        .operator_log
+        .record_result(record(tagged))
+        .await
+        .unwrap_err();
+    assert_eq!(stable_code(&err), "result_recorded", "{err:?}");
+    // Untagged envelopes are not results at all.
+    let err = r
+        .operator_log
+        .record_result(record(rewrapped))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(r.head().await.1, size);
+
+    // A result appraised more than an hour ago (the default window) is
+    // refused; one 59 minutes old is taken.
+    let old = r.signed_result(&l, None);
+    r.clock.advance(3601);
+    let err = r.operator_log.record_result(record(old)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(stable_code(&err), "result_out_of_window");
+    let recent = r.signed_result(&l, None);
+    r.clock.advance(3540);
+    r.operator_log.record_result(record(recent)).await.unwrap();
+    assert_eq!(r.head().await.1, size + 1);
+}

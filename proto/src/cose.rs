@@ -142,6 +142,23 @@ pub fn open(bytes: &[u8], max_len: usize, keys: &TrustedKeys) -> Result<Opened, 
     Ok(Opened { payload, key_id })
 }
 
+/// The one encoding of a COSE_Sign1 whose signature covers the same
+/// content: unprotected header emptied (nothing in it is signed) and every
+/// CBOR head in its shortest form, the protected header kept byte for byte.
+/// Two envelopes with the same signed content have the same canonical
+/// bytes, so a digest of them names the signed content, not its wrapping.
+pub fn canonical(bytes: &[u8], max_len: usize) -> Result<Vec<u8>, CoseError> {
+    if bytes.len() > max_len {
+        return Err(CoseError::TooLarge {
+            len: bytes.len(),
+            max: max_len,
+        });
+    }
+    let mut sign1 = CoseSign1::from_tagged_slice(bytes).map_err(|_| CoseError::Malformed)?;
+    sign1.unprotected = coset::Header::default();
+    sign1.to_tagged_vec().map_err(|_| CoseError::Malformed)
+}
+
 /// Returns the payload without checking anything; for display only.
 pub fn peek_payload(bytes: &[u8], max_len: usize) -> Result<Vec<u8>, CoseError> {
     if bytes.len() > max_len {
@@ -254,5 +271,31 @@ mod tests {
             Err(CoseError::Malformed)
         );
         assert_eq!(open(&[], 1024, &keys), Err(CoseError::Malformed));
+    }
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::*;
+
+    #[test]
+    fn canonical_bytes_name_the_signed_content() {
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
+        let public: [u8; 32] = ring::signature::KeyPair::public_key(&key)
+            .as_ref()
+            .try_into()
+            .unwrap();
+        let keys = TrustedKeys::new().with("k", public);
+        let sealed = seal(b"payload".to_vec(), "k", |m| key.sign(m).as_ref().to_vec());
+        assert_eq!(canonical(&sealed, 1024).unwrap(), sealed);
+
+        let mut sign1 = CoseSign1::from_tagged_slice(&sealed).unwrap();
+        sign1.unprotected.key_id = b"unsigned".to_vec();
+        let rewrapped = sign1.to_tagged_vec().unwrap();
+        assert_ne!(rewrapped, sealed);
+        open(&rewrapped, 1024, &keys).unwrap();
+        let again = canonical(&rewrapped, 1024).unwrap();
+        assert_eq!(again, sealed);
+        open(&again, 1024, &keys).unwrap();
     }
 }

@@ -70,6 +70,7 @@ macro_rules! ledger_conformance_tests {
             roots_and_proofs_match_an_independent_tree,
             a_batch_gives_each_license_its_own_outcome,
             results_and_artefacts_are_kept_and_selected,
+            a_result_is_recorded_once,
             tree_heads_are_kept_once_per_size,
             retention_and_holds_guard_deletion
         }

@@ -145,7 +145,8 @@ pub trait Ledger: Send + Sync {
     fn append_audit(&self, records: &[AuditRecord]) -> Result<u64, LedgerError>;
 
     /// Stores a signed attestation result and logs it, in one commit.
-    /// Returns the log index of its entry.
+    /// Returns the log index of its entry; [`LedgerError::AlreadyRecorded`]
+    /// (and nothing written) when a result with its digest is stored.
     fn record_result(&self, result: &ResultRecord, audit: &AuditRecord)
     -> Result<u64, LedgerError>;
 
@@ -440,6 +441,9 @@ pub enum LedgerError {
         /// Its reason.
         reason: String,
     },
+    /// A result with this digest is recorded already.
+    #[error("this attestation result is recorded already")]
+    AlreadyRecorded,
     /// No hold with this id is in force.
     #[error("no legal hold {id} is in force")]
     NoSuchHold {

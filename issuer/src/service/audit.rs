@@ -18,8 +18,8 @@ use chipward_proto::grpc::{
     InclusionProofResponse, RecordResultRequest, RecordResultResponse, TreeHeadResponse,
 };
 use chipward_proto::request_id::request_id;
-use chipward_proto::result;
 use chipward_proto::{ChipId, TokenId};
+use chipward_proto::{cose, result};
 use tonic::{Request, Response, Status};
 use tracing::{info, instrument};
 
@@ -266,23 +266,40 @@ impl IssuerService {
     }
 
     async fn record(&self, caller: &Caller, req: RecordResultRequest) -> Result<u64, ServiceError> {
-        // 1. Only a trusted verifier's signature makes the bytes count.
+        // 1. Only a trusted verifier's signature makes the bytes count. The
+        //    envelope is re-encoded canonically first, so one signed result
+        //    has one digest however it was wrapped, and it is stored so.
         request::attestation_result(&req.attestation_result)?;
-        let verified =
-            result::verify(&req.attestation_result, &self.verifier_keys).map_err(|_| {
-                ServiceError::Input(InputError::Invalid {
-                    field: "attestation_result",
-                    reason: "not a result signed by a trusted verifier",
-                })
-            })?;
+        let untrusted = || {
+            ServiceError::Input(InputError::Invalid {
+                field: "attestation_result",
+                reason: "not a result signed by a trusted verifier",
+            })
+        };
+        let signed = cose::canonical(&req.attestation_result, result::MAX_RESULT_LEN)
+            .map_err(|_| untrusted())?;
+        let verified = result::verify(&signed, &self.verifier_keys).map_err(|_| untrusted())?;
         let r = verified.result();
         caller.require_scope(&r.tenant, &r.site_id, &r.chip_id)?;
 
-        // 2. The result row and its entry, in one commit.
-        let digest = sha256(&req.attestation_result);
+        // 2. Only a recent result: an old one recorded again would fake a
+        //    regular attestation (and the ledger refuses one recorded before).
+        let now = self.clock.now();
+        let max_age = self.settings.record_max_result_age_secs;
+        let skew = self.settings.clock_skew_secs;
+        if r.appraised_at < now.saturating_sub(max_age) || r.appraised_at > now.saturating_add(skew)
+        {
+            return Err(ServiceError::ResultOutOfWindow {
+                appraised_at: r.appraised_at,
+                max_age_secs: max_age,
+            });
+        }
+
+        // 3. The result row and its entry, in one commit.
+        let digest = sha256(&signed);
         let chip_id = r.chip_id.parse::<ChipId>().ok();
         let token_id = r.token_id.parse::<TokenId>().ok();
-        let mut entry = AuditEntry::new(self.clock.now(), EntryKind::Appraised);
+        let mut entry = AuditEntry::new(now, EntryKind::Appraised);
         entry.chip_id = chip_id;
         entry.token_id = token_id;
         entry.tenant = bounded(&r.tenant);
@@ -295,7 +312,7 @@ impl IssuerService {
             entry.digests.insert("evidence".into(), evidence);
         }
         entry.detail = format!("verdict {:?}", r.verdict).to_lowercase();
-        let record = AuditRecord::new(entry).with_artefact(req.attestation_result.clone());
+        let record = AuditRecord::new(entry).with_artefact(signed.clone());
         let row = ResultRecord {
             sha256: digest,
             chip_id,
@@ -303,7 +320,7 @@ impl IssuerService {
             tenant: bounded(&r.tenant),
             appraised_at: r.appraised_at,
             token_id,
-            signed: req.attestation_result,
+            signed,
         };
         let index = self.ledger(move |l| l.record_result(&row, &record)).await?;
         info!(index, "attestation result logged");

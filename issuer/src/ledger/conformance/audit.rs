@@ -239,6 +239,28 @@ pub fn results_and_artefacts_are_kept_and_selected(ledger: &dyn Ledger) {
     assert_eq!(ledger.artefact(&[7; 32]).unwrap(), None);
 }
 
+/// A result is recorded once: again, it is refused and nothing is written.
+pub fn a_result_is_recorded_once(ledger: &dyn Ledger) {
+    let row = result_row(4, 3, "dub-1", 30);
+    let entry =
+        || record(EntryKind::Appraised, 30, Some(3), "dub-1").with_artefact(row.signed.clone());
+    assert_eq!(ledger.record_result(&row, &entry()).unwrap(), 0);
+    let again = ledger.record_result(&row, &entry()).unwrap_err();
+    assert!(matches!(again, LedgerError::AlreadyRecorded), "{again:?}");
+    assert_eq!(ledger.audit_size().unwrap(), 1);
+    let chip3 = AuditSelection::Chip {
+        chip_id: ChipId([3; 32]),
+        from: 0,
+        to: 100,
+    };
+    assert_eq!(ledger.results(&chip3, 10).unwrap(), vec![row.clone()]);
+    // The log goes on after the refusal.
+    let other = result_row(5, 3, "dub-1", 31);
+    let entry =
+        record(EntryKind::Appraised, 31, Some(3), "dub-1").with_artefact(other.signed.clone());
+    assert_eq!(ledger.record_result(&other, &entry).unwrap(), 1);
+}
+
 /// One tree head per size, oldest first.
 pub fn tree_heads_are_kept_once_per_size(ledger: &dyn Ledger) {
     let head = |size: u64, ts: i64| StoredTreeHead {

@@ -220,8 +220,9 @@ pub(super) fn heads(
 }
 
 /// Stores a result row; a result stored before is kept as it was.
+/// Stores `r`; [`LedgerError::AlreadyRecorded`] if its digest is stored.
 pub(super) fn insert_result(tx: &mut Transaction<'_>, r: &ResultRecord) -> Step<()> {
-    tx.execute(
+    let inserted = tx.execute(
         "INSERT INTO results (sha256, chip_id, site_id, tenant, appraised_at, token_id, signed) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sha256) DO NOTHING",
         &[
@@ -234,6 +235,9 @@ pub(super) fn insert_result(tx: &mut Transaction<'_>, r: &ResultRecord) -> Step<
             &r.signed,
         ],
     )?;
+    if inserted == 0 {
+        return Err(LedgerError::AlreadyRecorded.into());
+    }
     Ok(())
 }
 

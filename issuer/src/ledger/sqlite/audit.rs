@@ -219,8 +219,9 @@ pub(super) fn heads(
 }
 
 /// Stores a result row; a result stored before is kept as it was.
+/// Stores `r`; [`LedgerError::AlreadyRecorded`] if its digest is stored.
 pub(super) fn insert_result(conn: &Connection, r: &ResultRecord) -> Result<(), LedgerError> {
-    conn.prepare_cached(
+    let inserted = conn.prepare_cached(
         "INSERT OR IGNORE INTO results (sha256, chip_id, site_id, tenant, appraised_at, token_id, signed) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
@@ -236,6 +237,9 @@ pub(super) fn insert_result(conn: &Connection, r: &ResultRecord) -> Result<(), L
         ])
     })
     .map_err(classify)?;
+    if inserted == 0 {
+        return Err(LedgerError::AlreadyRecorded);
+    }
     Ok(())
 }
 
