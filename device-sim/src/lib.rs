@@ -2,6 +2,7 @@
 //! fleet driver that runs them through enrolment, licensing, attestation and
 //! renewal against the real issuer and verifier over gRPC.
 
+pub mod bench;
 pub mod chip;
 pub mod clock;
 pub mod demo;
