@@ -12,7 +12,9 @@ pub mod geography;
 pub mod host;
 pub mod host_firmware;
 pub mod landmark;
+pub mod progress;
 pub mod records;
 pub mod swtpm;
 #[cfg(feature = "tpm")]
 pub mod tpm;
+pub mod usage;
