@@ -406,6 +406,13 @@ pub fn reference_values(plan: &FleetPlan) -> ReferenceValues {
     references
 }
 
+/// Opens a gRPC channel to the server at `url`. The load command and the
+/// scale run make every channel they use here, so how the simulator
+/// reaches a server is decided in one place.
+pub async fn connect(url: &str) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(url.to_owned())?.connect().await?)
+}
+
 /// The per-chip table and the fleet summary, as printed by the demo.
 pub fn render(report: &FleetReport, show_all: bool) -> String {
     let mut out = String::new();
