@@ -3,6 +3,7 @@
 //! renewal against the real issuer and verifier over gRPC.
 
 pub mod bench;
+pub mod bulk;
 pub mod chip;
 pub mod clock;
 pub mod demo;
