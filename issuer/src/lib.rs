@@ -20,7 +20,6 @@ use chipward_proto::grpc::{self, issuer_server::IssuerServer};
 use chipward_proto::serving;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
 pub mod clock;
@@ -100,7 +99,7 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(serving::incoming(listener), shutdown)
         .await
         .map_err(ServeError::Transport)
 }

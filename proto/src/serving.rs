@@ -7,6 +7,8 @@
 //! It reveals the API's shape, which is public anyway, and nothing else.
 
 use thiserror::Error;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::health_reporter;
 use tonic_reflection::server::{Builder, v1, v1alpha};
@@ -25,6 +27,15 @@ pub enum ServingError {
     /// The compiled descriptors do not form a valid set.
     #[error("file descriptor set refused by reflection")]
     Descriptors(#[source] tonic_reflection::server::Error),
+}
+
+/// Connections accepted on `listener`, each with Nagle's algorithm off
+/// (`TCP_NODELAY`), for `Server::serve_with_incoming`, which does not apply
+/// the builder's own `tcp_nodelay`. With Nagle on, the last small frame of
+/// each response waits for the client's delayed acknowledgement: about
+/// 40 ms added to every call on Linux.
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// A health service that reports `SERVING` for the whole server (the empty
@@ -74,4 +85,23 @@ pub fn reflection(
         .build_v1alpha()
         .map_err(ServingError::Descriptors)?;
     Ok((v1, v1alpha))
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::codegen::tokio_stream::StreamExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut accepted = incoming(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+
+        let stream = accepted.next().await.unwrap().unwrap();
+
+        assert!(stream.nodelay().unwrap());
+    }
 }

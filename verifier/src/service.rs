@@ -21,7 +21,6 @@ use chipward_proto::serving::{self, ServingError};
 use chipward_proto::tpm::pcr::PcrValues;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, instrument, warn};
 
@@ -267,7 +266,7 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(serving::incoming(listener), shutdown)
         .await
         .map_err(ServeError::Transport)
 }
