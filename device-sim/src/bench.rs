@@ -15,6 +15,8 @@ use chipward_certs::keys::{Ed25519Key, P384Key};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P384_SHA384_FIXED, ED25519, Ed25519KeyPair, UnparsedPublicKey};
 
+use crate::usage::thread_cpu;
+
 /// About the size of a signed SPDM measurements transcript, bytes.
 pub const P384_MESSAGE_LEN: usize = 600;
 
@@ -47,6 +49,32 @@ pub fn rate<T>(
         Ok(done as f64 / busy.as_secs_f64())
     };
     run(warm)?;
+    run(span)
+}
+
+/// Runs `work` on this thread until it has spent `span` of its own CPU
+/// time (after a fifth of that to warm up); returns operations per CPU
+/// second. Unlike [`rate`], time other processes take from this thread's
+/// core does not count, so the figure holds on a shared machine.
+pub fn cpu_rate(
+    span: Duration,
+    work: &(impl Fn(&()) -> anyhow::Result<()> + Sync),
+) -> anyhow::Result<f64> {
+    let run = |span: Duration| -> anyhow::Result<f64> {
+        let start = thread_cpu().context("this thread's CPU time is not readable")?;
+        let mut done = 0u64;
+        loop {
+            for _ in 0..64 {
+                work(&())?;
+            }
+            done += 64;
+            let spent = thread_cpu().context("this thread's CPU time is not readable")? - start;
+            if spent >= span {
+                return Ok(done as f64 / spent.as_secs_f64());
+            }
+        }
+    };
+    run(span / 5)?;
     run(span)
 }
 

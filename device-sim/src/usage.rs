@@ -1,6 +1,7 @@
 //! What this process has used so far, as Linux reports it in `/proc`: peak
 //! resident memory (`VmHWM`) and CPU time, user and system, summed over
-//! all threads. Servers started in-process count towards it.
+//! all threads (servers started in-process count towards it), and the CPU
+//! time of the calling thread alone.
 //!
 //! Reads only this process's own `/proc` files; where they are missing
 //! (not Linux) the figures are absent, not guessed.
@@ -63,6 +64,14 @@ impl fmt::Display for Usage {
     }
 }
 
+/// CPU time, user plus system, of the calling thread alone, to the clock
+/// tick (10 ms).
+pub fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let (user, system) = cpu_times(&stat)?;
+    Some(user + system)
+}
+
 /// `VmHWM` from `/proc/self/status` text, KiB.
 fn peak_rss_kib(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -107,6 +116,21 @@ mod tests {
         assert_eq!(user, Duration::from_millis(123_450));
         assert_eq!(system, Duration::from_millis(6_780));
         assert_eq!(cpu_times("4242 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn this_threads_cpu_time_grows_with_work() {
+        let before = thread_cpu().unwrap();
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(200) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        // A busy thread gets most of 200 ms even on a shared machine; the
+        // clock counts in 10 ms ticks.
+        let spent = thread_cpu().unwrap() - before;
+        assert!(spent >= Duration::from_millis(20), "{spent:?}");
+        assert!(spent <= Duration::from_millis(220), "{spent:?}");
     }
 
     #[test]

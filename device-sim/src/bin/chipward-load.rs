@@ -101,10 +101,9 @@ async fn main() -> anyhow::Result<()> {
     let licensed =
         load::license_chips(&target, chips, LICENSING_CONCURRENCY, args.progress).await?;
     let licensing = licensing.elapsed();
-    let before = Usage::current();
     let report = load::run(&target, &licensed, &plan).await?;
-    let after = Usage::current();
     let second = baseline(span).await?;
+    let whole_process = target.in_this_process();
     drop(target);
 
     println!(
@@ -112,19 +111,11 @@ async fn main() -> anyhow::Result<()> {
         licensing.as_secs_f64(),
         chips as f64 / licensing.as_secs_f64()
     );
-    print!("{}", render(&report, &plan, &first.best(&second)));
-    let cpu = after
-        .cpu()
-        .zip(before.cpu())
-        .map(|(a, b)| a.saturating_sub(b));
-    if let Some(cpu) = cpu {
-        let cores =
-            cpu.as_secs_f64() / (report.warm_up.elapsed + report.timed.elapsed).as_secs_f64();
-        println!(
-            "this process: {cores:.2} cores busy on average while appraising (CPU time {:.1} s); {after}",
-            cpu.as_secs_f64()
-        );
-    }
+    print!(
+        "{}",
+        render(&report, &plan, &first.best(&second), whole_process)
+    );
+    println!("{}", Usage::current());
     let failures = report.failures();
     ensure!(
         failures == 0,
@@ -140,8 +131,9 @@ struct Baseline {
     one_thread: f64,
     /// The same on every core at once.
     all_cores: f64,
-    /// The verifier's signatures plus the chip's, on every core at once.
-    with_chip: f64,
+    /// The verifier's signatures plus the chip's, per CPU second of one
+    /// thread.
+    loop_per_cpu_second: f64,
     cores: usize,
 }
 
@@ -150,7 +142,7 @@ impl Baseline {
         Self {
             one_thread: self.one_thread.max(other.one_thread),
             all_cores: self.all_cores.max(other.all_cores),
-            with_chip: self.with_chip.max(other.with_chip),
+            loop_per_cpu_second: self.loop_per_cpu_second.max(other.loop_per_cpu_second),
             cores: self.cores,
         }
     }
@@ -171,15 +163,18 @@ async fn baseline(span: Duration) -> anyhow::Result<Baseline> {
         Ok(Baseline {
             one_thread: bench::rate(warm, span, bench::unprepared, &appraisal)?,
             all_cores: bench::parallel_rate(cores, warm, span, &appraisal)?,
-            with_chip: bench::parallel_rate(cores, warm, span, &whole_loop)?,
+            loop_per_cpu_second: bench::cpu_rate(span, &whole_loop)?,
             cores,
         })
     })
     .await?
 }
 
-/// The report: throughput, failures, latency, baselines and ratios.
-fn render(report: &LoadReport, plan: &LoadPlan, base: &Baseline) -> String {
+/// The report: throughput, failures, latency, baselines and ratios. With
+/// the servers in this process, also appraisals per CPU second against the
+/// signatures of the whole loop per CPU second, which holds even when
+/// other processes take cores away.
+fn render(report: &LoadReport, plan: &LoadPlan, base: &Baseline, whole_process: bool) -> String {
     let (warm, timed) = (&report.warm_up, &report.timed);
     let mut out = format!(
         "warm-up  {} appraisals in {:.1} s ({:.0}/s; each chip's chain validated for the first time)\n",
@@ -194,36 +189,41 @@ fn render(report: &LoadReport, plan: &LoadPlan, base: &Baseline) -> String {
         timed.elapsed.as_secs_f64()
     );
     out += &format!(
-        "  appraisals passed     {:>10}  {:>9.1}/s\n",
+        "  appraisals passed      {:>9}  {:>9.1}/s\n",
         timed.passed,
         timed.rate()
     );
-    out += &format!("  failures              {:>10}\n", report.failures());
+    out += &format!("  failures               {:>9}\n", report.failures());
     for sample in warm.failure_samples.iter().chain(&timed.failure_samples) {
         out += &format!("    {sample}\n");
     }
-    out += &format!("  Appraise latency      {}\n", latencies(timed));
+    out += &format!("  Appraise latency       {}\n", latencies(timed));
 
     let sig = "P-384 verify + Ed25519 verify + Ed25519 sign";
     out +=
         &format!("\nbaseline: ring, the signature work of one appraisal ({sig}), best of 2 runs\n");
-    let ratio = |b: f64| timed.rate() / b;
+    out += &format!("  1 thread               {:>9.1}/s\n", base.one_thread);
     out += &format!(
-        "  1 thread                           {:>9.1}/s\n",
-        base.one_thread
-    );
-    out += &format!(
-        "  {} threads                          {:>9.1}/s   ratio {:.3}\n",
+        "  {} threads              {:>9.1}/s   ratio {:.3} (appraisals/s to this)\n",
         base.cores,
         base.all_cores,
-        ratio(base.all_cores)
+        timed.rate() / base.all_cores
     );
-    out += &format!(
-        "  {} threads, with the chip's P-384 sign {:>6.1}/s   ratio {:.3}\n",
-        base.cores,
-        base.with_chip,
-        ratio(base.with_chip)
-    );
+    let who = if whole_process {
+        "chips and servers"
+    } else {
+        "the chips only"
+    };
+    let busy = timed.cores_busy().map_or("-".into(), |c| format!("{c:.2}"));
+    out += &format!("\nthis process ({who}): {busy} cores busy on average while timed\n");
+    if whole_process && let Some(per_cpu) = timed.per_cpu_second() {
+        out += &format!("  appraisals per CPU second                            {per_cpu:>9.1}\n");
+        out += &format!(
+            "  ring, per CPU second, with the chip's P-384 sign too {:>9.1}   ratio {:.3}\n",
+            base.loop_per_cpu_second,
+            per_cpu / base.loop_per_cpu_second
+        );
+    }
     out
 }
 

@@ -22,6 +22,7 @@ use tonic::transport::Channel;
 
 use super::{Licensed, Target, attest, license, make, not_passed};
 use crate::progress::{self, Progress};
+use crate::usage::Usage;
 
 /// Failures whose reasons a report keeps; the rest are only counted.
 const FAILURE_SAMPLES: usize = 5;
@@ -53,12 +54,25 @@ pub struct Pass {
     pub latencies: Vec<Duration>,
     /// Wall time of the pass.
     pub elapsed: Duration,
+    /// CPU time this process spent during the pass (servers started
+    /// in-process included), when readable.
+    pub cpu: Option<Duration>,
 }
 
 impl Pass {
     /// Passed appraisals per second of wall time.
     pub fn rate(&self) -> f64 {
         self.passed as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Passed appraisals per second of this process's CPU time.
+    pub fn per_cpu_second(&self) -> Option<f64> {
+        Some(self.passed as f64 / self.cpu?.as_secs_f64())
+    }
+
+    /// Cores this process kept busy on average.
+    pub fn cores_busy(&self) -> Option<f64> {
+        Some(self.cpu?.as_secs_f64() / self.elapsed.as_secs_f64())
     }
 
     /// The latency at quantile `q` (0 to 1) by nearest rank; `None`
@@ -183,6 +197,7 @@ async fn pass(
     let counters = Arc::new(Counters::default());
     let next = Arc::new(AtomicUsize::new(0));
     let display = show(plan, stop, &counters);
+    let cpu_before = Usage::current().cpu();
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for w in 0..plan.workers.max(1) {
@@ -195,6 +210,8 @@ async fn pass(
         out.merge(joined?);
     }
     out.elapsed = started.elapsed();
+    let cpu_after = Usage::current().cpu();
+    out.cpu = cpu_after.zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
     display.finish().await;
     out.latencies.sort_unstable();
     Ok(out)
@@ -295,6 +312,7 @@ mod tests {
                 failure_samples: vec![format!("w{worker} a"), format!("w{worker} b")],
                 latencies: ms(&[worker]),
                 elapsed: Duration::ZERO,
+                cpu: None,
             });
         }
         assert_eq!((total.passed, total.failures), (40, 8));

@@ -119,6 +119,12 @@ impl Target {
         fleet::await_revocation_list(&verifier, 0).await
     }
 
+    /// Whether the servers run in this process, so that its CPU time and
+    /// memory include theirs.
+    pub fn in_this_process(&self) -> bool {
+        self._services.is_some()
+    }
+
     /// Bytes the issuer's ledger takes on disk (database and write-ahead
     /// log), when the servers run in this process.
     pub fn ledger_size(&self) -> Option<u64> {
