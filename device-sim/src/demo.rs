@@ -27,6 +27,7 @@ use chipward_verifier::challenge::{Challenges, NonceKey};
 use chipward_verifier::evidence::roots::Roots;
 use chipward_verifier::location::Point;
 use chipward_verifier::policy::reference::ReferenceValues;
+use chipward_verifier::rate_limits::{RateLimitSettings, VerifierRateLimits};
 use chipward_verifier::revocation::RevocationCache;
 use chipward_verifier::service::{self as verifier_service, VerifierService};
 use tokio::net::TcpListener;
@@ -101,6 +102,21 @@ pub async fn start_services(
     landmarks: &SiteLandmarks,
     clock: &Arc<ScenarioClock>,
 ) -> anyhow::Result<Services> {
+    let limits = RateLimitSettings::default();
+    start_services_with(dir, plan, tpm_roots, landmarks, clock, &limits).await
+}
+
+/// [`start_services`] with the verifier's rate limits set to `limits`; the
+/// load command lifts them, since it appraises each chip many times a
+/// second from one client.
+pub async fn start_services_with(
+    dir: &Path,
+    plan: &FleetPlan,
+    tpm_roots: &[Vec<u8>],
+    landmarks: &SiteLandmarks,
+    clock: &Arc<ScenarioClock>,
+    limits: &RateLimitSettings,
+) -> anyhow::Result<Services> {
     let pki_dir = dir.join("pki");
     DevPki::create(&pki_dir, &plan.model)?;
     let tls_dir = pki_dir.join("tls");
@@ -134,7 +150,8 @@ pub async fn start_services(
         REVOCATION_REFRESH,
         Arc::clone(&clock),
     ));
-    let service = VerifierService::new(appraiser, clock);
+    let service =
+        VerifierService::new(appraiser, clock).with_rate_limits(VerifierRateLimits::system(limits));
     let verifier_metrics = spawn_metrics(&mut stop, service.metrics().renderer()).await?;
     spawn_server(&mut stop, |shutdown| {
         verifier_service::serve(
@@ -510,6 +527,13 @@ pub fn reference_values(plan: &FleetPlan) -> ReferenceValues {
         references.insert(&model, block.index, vec![block.value]);
     }
     references
+}
+
+/// Opens a mutual-TLS channel to the server at `url` as the client `name`
+/// of the TLS folder `tls_dir`. The load command and the scale run make
+/// every channel they use here.
+pub async fn connect(tls_dir: &Path, name: &str, url: &str) -> anyhow::Result<Channel> {
+    Ok(tls::connect_as(tls_dir, name, url).await?)
 }
 
 /// The per-chip table and the fleet summary, as printed by the demo.

@@ -648,6 +648,34 @@ fn manufacture(
 
 const DAY: i64 = 86_400;
 
+/// The request that licenses chip `index` for the tenant and site of
+/// [`FleetPlan::placement`], from `not_before` for `lifetime_seconds` (0
+/// for each takes the issuer's default: now, and its standard lifetime).
+pub fn license_request(
+    index: usize,
+    chip_id: &ChipId,
+    not_before: i64,
+    lifetime_seconds: i64,
+) -> IssueLicenseRequest {
+    let (tenant, site) = FleetPlan::placement(index);
+    IssueLicenseRequest {
+        chip_id: chip_id.to_hex(),
+        tenant: tenant.into(),
+        site: Some(Site {
+            id: site.id.into(),
+            latitude: site.latitude,
+            longitude: site.longitude,
+            radius_km: 50.0,
+        }),
+        not_before,
+        lifetime_seconds,
+        entitlements: vec!["inference".into(), "training".into()],
+        eccn: "3A090.a".into(),
+        tenant_party: Some(legal_party(tenant)),
+        end_user: Some(legal_party(tenant)),
+    }
+}
+
 async fn enrol_and_license(
     made: Vec<(usize, SimChip, Option<Fault>)>,
     issuer: &IssuerClient<Channel>,
@@ -690,22 +718,7 @@ async fn enrol_and_license(
             (0, 0)
         };
         let license = client
-            .issue_license(IssueLicenseRequest {
-                chip_id: chip.chip_id.to_hex(),
-                tenant: tenant.into(),
-                site: Some(Site {
-                    id: site.id.into(),
-                    latitude: site.latitude,
-                    longitude: site.longitude,
-                    radius_km: 50.0,
-                }),
-                not_before,
-                lifetime_seconds: lifetime,
-                entitlements: vec!["inference".into(), "training".into()],
-                eccn: "3A090.a".into(),
-                tenant_party: Some(legal_party(tenant)),
-                end_user: Some(legal_party(tenant)),
-            })
+            .issue_license(license_request(index, &chip.chip_id, not_before, lifetime))
             .await?
             .into_inner()
             .license
@@ -749,6 +762,15 @@ async fn revoke_and_wait(
                 .revocation_seq,
         );
     }
+    await_revocation_list(verifier, newest).await
+}
+
+/// Waits, for up to 30 s, until the verifier holds a revocation list of
+/// sequence number `newest` or later: without one no appraisal passes.
+pub async fn await_revocation_list(
+    verifier: &VerifierClient<Channel>,
+    newest: u64,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let info = verifier.clone().info(InfoRequest {}).await?.into_inner();

@@ -19,8 +19,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail, ensure};
 use chipward_certs::chain::ChainPolicy;
-use chipward_certs::keys::{Ed25519Key, P384Key};
+use chipward_certs::keys::Ed25519Key;
 use chipward_certs::pki::DevPki;
+use chipward_device_sim::bench::{
+    ED25519_MESSAGE_LEN, P384_MESSAGE_LEN, ed25519_sign_op, p384_verify_op, rate, unprepared,
+    utc_timestamp,
+};
 use chipward_device_sim::chip::{SimChip, golden_measurements};
 use chipward_device_sim::host_firmware::{
     DEVICE_PCR, FIRMWARE_PCRS, TENANT_PCR, firmware_digests, host_policy,
@@ -52,8 +56,8 @@ use chipward_verifier::revocation::RevocationCache;
 use clap::Parser;
 use ring::rand::SystemRandom;
 use ring::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED, ED25519,
-    EcdsaKeyPair, Ed25519KeyPair, KeyPair, UnparsedPublicKey,
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair, KeyPair,
+    UnparsedPublicKey,
 };
 
 mod log;
@@ -64,10 +68,6 @@ const HOST_FIRMWARE: &str = "uefi-2.9";
 const TENANT: &str = "acme-ai";
 /// Site id, latitude, longitude and radius in km of the one site used.
 const SITE: (&str, f64, f64, f64) = ("fra-1", 50.11, 8.68, 25.0);
-/// About the size of a signed SPDM measurements transcript.
-const P384_MESSAGE_LEN: usize = 600;
-/// About the size of a license token's signed structure.
-const ED25519_MESSAGE_LEN: usize = 300;
 /// Challenge and evidence pairs made, untimed, ahead of appraising them.
 const EVIDENCE_BATCH: usize = 2000;
 
@@ -221,35 +221,6 @@ fn main() -> anyhow::Result<()> {
     let render = if args.json { json } else { table };
     print!("{}", render(&header, &rows));
     Ok(())
-}
-
-/// Runs `work` over items from `prepare` for `warm`, then for `span`, of
-/// time spent in `work` alone; returns items per second of the second run.
-/// `prepare` runs untimed whenever the items run out.
-fn rate<T>(
-    warm: Duration,
-    span: Duration,
-    prepare: impl Fn() -> anyhow::Result<Vec<T>>,
-    work: impl Fn(&T) -> anyhow::Result<()>,
-) -> anyhow::Result<f64> {
-    let run = |span: Duration| -> anyhow::Result<f64> {
-        let (mut done, mut busy) = (0u64, Duration::ZERO);
-        while busy < span {
-            let items = prepare()?;
-            let start = Instant::now();
-            for item in &items {
-                work(item)?;
-                done += 1;
-                if busy + start.elapsed() >= span {
-                    break;
-                }
-            }
-            busy += start.elapsed();
-        }
-        Ok(done as f64 / busy.as_secs_f64())
-    };
-    run(warm)?;
-    run(span)
 }
 
 /// One ring P-256 verify and one Ed25519 verify, the floor of a quote
@@ -449,41 +420,6 @@ fn ecc_public_area(point: &[u8]) -> Vec<u8> {
     let mut out = (area.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(&area);
     out
-}
-
-/// Items for work that needs no preparation.
-fn unprepared() -> anyhow::Result<Vec<()>> {
-    Ok(vec![(); 4096])
-}
-
-/// One ring P-384 verification of a fixed message under a fresh key.
-fn p384_verify_op() -> anyhow::Result<impl Fn(&()) -> anyhow::Result<()>> {
-    let key = P384Key::generate()?;
-    let message = vec![0x5a; P384_MESSAGE_LEN];
-    let signature = key.sign_fixed(&message)?;
-    // The SPKI ends with the 97-byte uncompressed point ring wants.
-    let spki = key.public_key_spki_der();
-    let point = spki
-        .get(spki.len().saturating_sub(97)..)
-        .context("no point")?;
-    let public = UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, point.to_vec());
-    Ok(move |_: &()| {
-        let verified = public.verify(black_box(&message), black_box(&signature));
-        verified.map_err(|_| anyhow!("baseline P-384 signature does not verify"))
-    })
-}
-
-/// One ring Ed25519 signature over a fixed message with a fresh key.
-fn ed25519_sign_op() -> anyhow::Result<impl Fn(&()) -> anyhow::Result<()>> {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-        .map_err(|_| anyhow!("Ed25519 key generation failed"))?;
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-        .map_err(|_| anyhow!("generated Ed25519 key does not load"))?;
-    let message = vec![0xa5; ED25519_MESSAGE_LEN];
-    Ok(move |_: &()| {
-        black_box(pair.sign(black_box(&message)));
-        Ok(())
-    })
 }
 
 /// An appraiser set up as the verifier service sets one up, and a license
@@ -713,29 +649,6 @@ fn json_number(x: f64) -> String {
     } else {
         "null".into()
     }
-}
-
-/// `secs` after the Unix epoch as an RFC 3339 UTC timestamp.
-fn utc_timestamp(secs: u64) -> String {
-    let leap = |y: u64| {
-        u64::from(y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400)))
-    };
-    let year_len = |y: u64| 365 + leap(y);
-    let (mut days, clock, mut year, mut month) = (secs / 86_400, secs % 86_400, 1970, 1);
-    while days >= year_len(year) {
-        days -= year_len(year);
-        year += 1;
-    }
-    // December takes whatever the first eleven months leave.
-    for length in [31, 28 + leap(year), 31, 30, 31, 30, 31, 31, 30, 31, 30] {
-        if days < length {
-            break;
-        }
-        days -= length;
-        month += 1;
-    }
-    let (day, h, m, s) = (days + 1, clock / 3600, clock / 60 % 60, clock % 60);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
 /// The type of the filesystem holding `path`, read from `/proc/mounts`:
