@@ -5,6 +5,7 @@
 //! SIGTERM, with the Prometheus metrics endpoint beside it when
 //! `metrics_listen` is set. Logs go to stderr; `RUST_LOG` sets the filter (default `info`).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -115,8 +116,11 @@ async fn main() -> anyhow::Result<()> {
 
 fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal, not in files or the journal.
+    let ansi = std::io::stderr().is_terminal();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         logs.json().init();
