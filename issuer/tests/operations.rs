@@ -5,7 +5,8 @@
 //! stream the test holds open) still gets answers and ends cleanly; new
 //! connections are refused from the signal on; the process exits with
 //! status 0 once the call is over, logging "shutdown requested" and then
-//! "issuer stopped". With nothing in flight it exits at once.
+//! "issuer stopped". With nothing in flight it exits at once. A call held
+//! open past `shutdown_grace_secs` is cut, and the process still exits 0.
 //!
 //! Logs: with `--json-logs` every line on standard error is a JSON object,
 //! and the lines of a call carry its `x-request-id` and RPC name in their
@@ -55,7 +56,7 @@ const SERVICES: [&str; 6] = [
 ];
 /// Upper bound of each wait in these tests; a hang fails instead.
 const LIMIT: Duration = Duration::from_secs(20);
-/// "At once".
+/// "At once": far below the default grace period (`shutdown_grace_secs`).
 const PROMPT: Duration = Duration::from_secs(5);
 
 /// One deployment on this machine: PKI, TLS folder and configuration.
@@ -197,6 +198,33 @@ async fn sigterm_or_sigint_with_nothing_in_flight_exits_zero_at_once() {
         assert_stopped_in_order(&messages);
         eprintln!("SIG{signal} with nothing in flight: exited 0 after {took:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_held_open_past_the_grace_period_is_cut_and_the_issuer_exits_zero() {
+    let d = Deployment::new("shutdown_grace_secs = 1");
+    let mut issuer = d.start("issuer", true, "info").await;
+    let mut call = ReflectionStream::open(d.connect(issuer.addr(), "auditor").await.unwrap()).await;
+    assert_eq!(call.list_services().await.unwrap(), SERVICES);
+
+    let sent = Instant::now();
+    issuer.signal("TERM");
+    let status = issuer.wait_exit(LIMIT).await;
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", issuer.log_tail());
+    assert!(took >= Duration::from_secs(1), "exited after {took:?}");
+    assert!(call.list_services().await.is_err());
+
+    let events = json_lines(&issuer.stderr());
+    let messages: Vec<&str> = events.iter().filter_map(message).collect();
+    assert_stopped_in_order(&messages);
+    let cut = events
+        .iter()
+        .find(|e| message(e) == Some("calls still in flight at the end of the grace period"))
+        .expect("no line says calls were cut");
+    assert_eq!(cut["level"], "WARN");
+    assert_eq!(cut["fields"]["grace_secs"], 1);
+    eprintln!("a call held open: the issuer exited 0 after {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
