@@ -149,11 +149,22 @@ impl ServerProcess {
         fs::read_to_string(&self.stdout).unwrap_or_default()
     }
 
-    /// The last lines of its standard error, for failure messages.
+    /// The last lines of its standard error, for failure messages, and of
+    /// its standard output if it wrote there.
     pub fn log_tail(&self) -> String {
-        let text = self.stderr();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        let tail = |text: &str| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        };
+        let out = self.stdout();
+        if out.is_empty() {
+            return tail(&self.stderr());
+        }
+        format!(
+            "{}\n-- standard output:\n{}",
+            tail(&self.stderr()),
+            tail(&out)
+        )
     }
 
     /// The address from the `ready` log line, once it is there.

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chipward_certs::chain::ChainPolicy;
 use chipward_certs::keys::{Ed25519Key, key_id_for};
@@ -22,6 +23,10 @@ use crate::location::records::Landmarks;
 use crate::policy::reference::ReferenceValues;
 use crate::rate_limits::RateLimitsConfig;
 use crate::revocation::RevocationCache;
+
+/// Longest grace period a stop may give the calls in flight: one hour, in
+/// seconds.
+const MAX_SHUTDOWN_GRACE_SECS: u64 = 3_600;
 
 /// Verifier settings, as read from the file.
 #[derive(Clone, Debug, Deserialize)]
@@ -77,6 +82,9 @@ pub struct VerifierConfig {
     pub nonce_key_file: Option<PathBuf>,
     /// Largest gRPC message accepted or sent, bytes. Default 1048576.
     pub max_message_bytes: usize,
+    /// How long a stop (SIGINT or SIGTERM) waits for the calls in flight,
+    /// seconds; calls still open then are cut. Default 20; at most 3600.
+    pub shutdown_grace_secs: u64,
     /// CA certificate (PEM) every client certificate, and the issuer's
     /// server certificate, must chain to. Default `./pki/tls/ca.pem`.
     pub tls_ca: PathBuf,
@@ -112,6 +120,7 @@ impl Default for VerifierConfig {
             audience: "chipward-verifier".into(),
             nonce_key_file: None,
             max_message_bytes: 1024 * 1024,
+            shutdown_grace_secs: 20,
             tls_ca: PathBuf::from("pki/tls/ca.pem"),
             tls_cert: PathBuf::from("pki/tls/verifier.pem"),
             tls_key: PathBuf::from("pki/tls/verifier.key"),
@@ -139,6 +148,16 @@ impl VerifierConfig {
             cert: self.tls_cert.clone(),
             key: self.tls_key.clone(),
         }
+    }
+
+    /// How long a stop waits for the calls in flight, after checking the
+    /// range.
+    pub fn shutdown_grace(&self) -> anyhow::Result<Duration> {
+        anyhow::ensure!(
+            self.shutdown_grace_secs <= MAX_SHUTDOWN_GRACE_SECS,
+            "shutdown_grace_secs must be at most {MAX_SHUTDOWN_GRACE_SECS}"
+        );
+        Ok(Duration::from_secs(self.shutdown_grace_secs))
     }
 
     /// Reads a TOML file.
@@ -209,11 +228,29 @@ impl VerifierConfig {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use crate::rate_limits::{Limit, RateLimitSettings};
 
     use super::*;
+
+    #[test]
+    fn reads_the_shutdown_grace_period_and_refuses_more_than_an_hour() {
+        let default: VerifierConfig = toml::from_str("").unwrap();
+        assert_eq!(default.shutdown_grace().unwrap(), Duration::from_secs(20));
+        for (secs, expected) in [(0, Some(0)), (3600, Some(3600)), (3601, None)] {
+            let text = format!("shutdown_grace_secs = {secs}");
+            let config: VerifierConfig = toml::from_str(&text).unwrap();
+            let grace = config.shutdown_grace();
+            match expected {
+                Some(s) => assert_eq!(grace.unwrap(), Duration::from_secs(s)),
+                None => assert!(
+                    grace
+                        .unwrap_err()
+                        .to_string()
+                        .contains("shutdown_grace_secs")
+                ),
+            }
+        }
+    }
 
     #[test]
     fn the_example_file_sets_the_default_rate_limits() {
