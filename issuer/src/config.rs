@@ -599,12 +599,6 @@ mod tests {
     }
 
     #[test]
-    fn the_example_file_parses_to_the_defaults() {
-        let text = include_str!("../issuer.example.toml");
-        assert_eq!(IssuerConfig::parse(text).unwrap(), IssuerConfig::default());
-    }
-
-    #[test]
     fn reads_overrides() {
         let config = IssuerConfig::parse(
             "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:9401\"\nissuer_name = \"vendor\"\nmax_lifetime_secs = 7200\n\

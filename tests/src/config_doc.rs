@@ -77,6 +77,19 @@ pub fn config_keys(parse: &dyn Fn(&str) -> Result<(), String>) -> Vec<KeyPath> {
     keys
 }
 
+/// The field names of a struct, read from its pretty `Debug` form
+/// (`format!("{:#?}", value)`): a second list, from another derive, to
+/// hold the probed keys against.
+pub fn debug_field_names(pretty: &str) -> Vec<String> {
+    pretty
+        .lines()
+        .filter_map(|line| line.strip_prefix("    "))
+        .filter(|line| !line.starts_with(' '))
+        .filter_map(|line| line.split_once(": "))
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
 /// The fields of the table at `path`, or `None` if the value there is not
 /// a table (serde then refuses the probe otherwise).
 fn table_fields(
@@ -380,6 +393,16 @@ rate = { burst = 1, interval_ms = 2 }
     }
 
     #[test]
+    fn reads_field_names_from_a_pretty_debug_form() {
+        let config = Config {
+            cache: Some("c".into()),
+            ..Config::default()
+        };
+        let names = debug_field_names(&format!("{config:#?}"));
+        assert_eq!(names, ["listen", "timeout_secs", "cache", "limits"]);
+    }
+
+    #[test]
     fn accepts_a_file_that_documents_every_key() {
         let report = check_example(GOOD, &parse);
         assert!(report.problems.is_empty(), "{:#?}", report.problems);
@@ -388,8 +411,9 @@ rate = { burst = 1, interval_ms = 2 }
     #[test]
     fn finds_keys_missing_undocumented_or_without_their_unit() {
         let cases = [
-            // Missing: the key, then a field of the inline table.
+            // Missing: a key, a key of a table, a field of an inline table.
             (GOOD.replace("# cache = \"./cache\"\n", ""), "cache"),
+            (GOOD.replace("max_keys = 10\n", ""), "limits.max_keys"),
             (
                 GOOD.replace("burst = 1, interval_ms = 2", "burst = 1"),
                 "limits.rate.interval_ms",
