@@ -29,7 +29,7 @@ use crate::revocation::RevocationCache;
 const MAX_SHUTDOWN_GRACE_SECS: u64 = 3_600;
 
 /// Verifier settings, as read from the file.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct VerifierConfig {
     /// Address to listen on. Default `127.0.0.1:7402`.
@@ -65,7 +65,8 @@ pub struct VerifierConfig {
     /// TLS (an `http://` scheme is taken as `https://`). Default
     /// `https://127.0.0.1:7401`.
     pub issuer_endpoint: String,
-    /// How often to fetch the revocation list, milliseconds. Default 5000.
+    /// How often to fetch the revocation list, milliseconds. Default 5000;
+    /// values below 100 count as 100.
     pub revocation_refresh_ms: u64,
     /// Age past which the list is stale and revocation claims are unknown,
     /// milliseconds. Default 30000.
@@ -105,7 +106,7 @@ impl Default for VerifierConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7402)),
             metrics_listen: None,
-            pki_dir: PathBuf::from("pki"),
+            pki_dir: PathBuf::from("./pki"),
             extra_roots: Vec::new(),
             reference_values: None,
             host_reference_values: None,
@@ -121,9 +122,9 @@ impl Default for VerifierConfig {
             nonce_key_file: None,
             max_message_bytes: 1024 * 1024,
             shutdown_grace_secs: 20,
-            tls_ca: PathBuf::from("pki/tls/ca.pem"),
-            tls_cert: PathBuf::from("pki/tls/verifier.pem"),
-            tls_key: PathBuf::from("pki/tls/verifier.key"),
+            tls_ca: PathBuf::from("./pki/tls/ca.pem"),
+            tls_cert: PathBuf::from("./pki/tls/verifier.pem"),
+            tls_key: PathBuf::from("./pki/tls/verifier.key"),
             issuer_server_name: chipward_proto::tls::DEFAULT_SERVER_NAME.into(),
             rate_limits: RateLimitsConfig::default(),
         }
