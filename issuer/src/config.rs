@@ -422,7 +422,6 @@ impl IssuerConfig {
         })
     }
 
-    /// Reads every certificate in every `tpm_roots` file as a trust anchor
     /// The TLS files the issuer serves with.
     pub fn tls_files(&self) -> chipward_proto::tls::TlsFiles {
         chipward_proto::tls::TlsFiles {
@@ -432,6 +431,7 @@ impl IssuerConfig {
         }
     }
 
+    /// Reads every certificate in every `tpm_roots` file as a trust anchor
     /// for host EK certificate chains, in file order.
     pub fn load_tpm_roots(&self) -> Result<Vec<TrustAnchor>, ConfigError> {
         let mut anchors = Vec::new();
