@@ -136,6 +136,9 @@ pub struct Shutdown {
 impl Shutdown {
     /// Requested on SIGINT or SIGTERM ([`shutdown_signal`]), awaited in a
     /// task of its own from now on. Call it inside the tokio runtime.
+    // Limitation: once the handlers are installed they stay, so a second
+    // SIGINT or SIGTERM during the grace period does not cut it short;
+    // SIGKILL does.
     pub fn on_signals() -> Self {
         Self::on(shutdown_signal())
     }
