@@ -3,8 +3,11 @@
 //! Reads the TOML configuration (see `issuer.example.toml`), loads the PKI
 //! files it names, opens the ledger (SQLite or PostgreSQL) and serves gRPC until SIGINT or
 //! SIGTERM, with the Prometheus metrics endpoint beside it when
-//! `metrics_listen` is set. Logs go to stderr; `RUST_LOG` sets the filter (default `info`).
+//! `metrics_listen` is set. On the signal it refuses new connections and
+//! gives the calls in flight `shutdown_grace_secs` to finish, then exits 0.
+//! Logs go to stderr; `RUST_LOG` sets the filter (default `info`).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use anyhow::Context;
 use chipward_issuer::ledger::{self, LedgerLocation};
 use chipward_issuer::{IssuerConfig, IssuerService, SystemClock, serve};
 use chipward_proto::metrics::serve_metrics;
-use chipward_proto::serving::shutdown_signal;
+use chipward_proto::serving::{Shutdown, serve_within_grace};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -54,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         json_logs,
     } = Cli::parse().command;
     init_logging(json_logs);
+    let shutdown = Shutdown::on_signals();
 
     let mut config = match &config {
         Some(path) => IssuerConfig::load(path)?,
@@ -62,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
     config.listen = listen.unwrap_or(config.listen);
     config.database = db.unwrap_or(config.database);
     let settings = config.settings()?;
+    let grace = config.shutdown_grace()?;
     let pki = config.load_pki()?;
     let tpm_roots = config.load_tpm_roots()?;
     let tls = config
@@ -108,15 +113,24 @@ async fn main() -> anyhow::Result<()> {
             std::future::pending(),
         ));
     }
-    serve(service, listener, tls.server(), shutdown_signal()).await?;
+    let serving = serve(
+        service,
+        listener,
+        tls.server(),
+        shutdown.clone().requested(),
+    );
+    serve_within_grace(serving, shutdown, grace).await?;
     tracing::info!("issuer stopped");
     Ok(())
 }
 
 fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal, not in files or the journal.
+    let ansi = std::io::stderr().is_terminal();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         logs.json().init();

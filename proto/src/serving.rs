@@ -7,9 +7,19 @@
 //! ([`crate::grpc::FILE_DESCRIPTOR_SET`]): asking the issuer for
 //! `chipward.v1.Verifier` answers too. It reveals the API's shape, which is
 //! public anyway, and nothing else.
+//!
+//! It also holds how a server stops: on SIGINT or SIGTERM it refuses new
+//! connections and lets the calls in flight finish, for at most a grace
+//! period ([`Shutdown`], [`serve_within_grace`]), so that a client holding a
+//! stream open cannot keep it from stopping.
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::health_reporter;
@@ -122,14 +132,91 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// A shutdown request that several futures can await: the server's
+/// graceful stop, and the grace period that bounds it.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    requested: watch::Receiver<bool>,
+}
+
+impl Shutdown {
+    /// Requested on SIGINT or SIGTERM ([`shutdown_signal`]), awaited in a
+    /// task of its own from now on. Call it inside the tokio runtime.
+    // Limitation: once the handlers are installed they stay, so a second
+    // SIGINT or SIGTERM during the grace period does not cut it short;
+    // SIGKILL does.
+    pub fn on_signals() -> Self {
+        Self::on(shutdown_signal())
+    }
+
+    /// Requested when `signal` completes.
+    pub fn on(signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        let (request, requested) = watch::channel(false);
+        tokio::spawn(async move {
+            signal.await;
+            let _ = request.send(true);
+        });
+        Self { requested }
+    }
+
+    /// Completes once shutdown is requested (at once if it already was).
+    pub async fn requested(mut self) {
+        if self.requested.wait_for(|r| *r).await.is_err() {
+            // The signal task ended without a request: none will come.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Runs `serving`, a server that stops gracefully once `shutdown` is
+/// requested (it refuses new connections and waits for the calls in
+/// flight), and returns what it returns. If calls are still in flight
+/// `grace` after the request, it stops waiting: it logs a warning, drops
+/// `serving` and returns `Ok`. The connections it leaves are cut when the
+/// caller's runtime ends, which is what a server's `main` does next.
+pub async fn serve_within_grace<E>(
+    serving: impl Future<Output = Result<(), E>>,
+    shutdown: Shutdown,
+    grace: Duration,
+) -> Result<(), E> {
+    let mut serving = pin!(serving);
+    tokio::select! {
+        stopped = &mut serving => return stopped,
+        () = shutdown.requested() => {}
+    }
+    match tokio::time::timeout(grace, serving).await {
+        Ok(stopped) => stopped,
+        Err(_) => {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "calls still in flight at the end of the grace period"
+            );
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use tonic::codegen::tokio_stream::StreamExt as _;
+    use std::time::Instant;
+
+    use tokio::sync::oneshot;
 
     use super::*;
 
+    /// A shutdown requested when the returned sender is used.
+    fn trigger() -> (oneshot::Sender<()>, Shutdown) {
+        let (tx, rx) = oneshot::channel::<()>();
+        let shutdown = Shutdown::on(async move {
+            let _ = rx.await;
+        });
+        (tx, shutdown)
+    }
+
     #[tokio::test]
     async fn accepted_connections_have_nagle_off() {
+        use tonic::codegen::tokio_stream::StreamExt as _;
+
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut accepted = incoming(listener);
@@ -138,5 +225,51 @@ mod tests {
         let stream = accepted.next().await.unwrap().unwrap();
 
         assert!(stream.nodelay().unwrap());
+    }
+
+    #[tokio::test]
+    async fn returns_what_the_server_returns_when_it_stops_by_itself() {
+        let (_tx, shutdown) = trigger();
+        let failed = serve_within_grace(async { Err("bind") }, shutdown, Duration::ZERO).await;
+        assert_eq!(failed, Err("bind"));
+    }
+
+    #[tokio::test]
+    async fn waits_for_a_server_that_drains_within_the_grace_period() {
+        let (tx, shutdown) = trigger();
+        let requested = shutdown.clone().requested();
+        let serving = async move {
+            requested.await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err::<(), _>("drained")
+        };
+        tx.send(()).unwrap();
+        let stopped = serve_within_grace(serving, shutdown, Duration::from_secs(30)).await;
+        assert_eq!(stopped, Err("drained"));
+    }
+
+    #[tokio::test]
+    async fn stops_waiting_for_calls_in_flight_after_the_grace_period() {
+        let (tx, shutdown) = trigger();
+        let serving = std::future::pending::<Result<(), &str>>();
+        let started = Instant::now();
+        tx.send(()).unwrap();
+        let stopped = serve_within_grace(serving, shutdown, Duration::from_millis(200)).await;
+        let took = started.elapsed();
+        assert_eq!(stopped, Ok(()));
+        assert!(took >= Duration::from_millis(200), "{took:?}");
+        assert!(took < Duration::from_secs(10), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_request_made_before_anyone_waits_is_not_lost() {
+        let (tx, shutdown) = trigger();
+        tx.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let waited = tokio::time::timeout(Duration::from_secs(5), async {
+            shutdown.clone().requested().await;
+            shutdown.requested().await;
+        });
+        assert!(waited.await.is_ok());
     }
 }

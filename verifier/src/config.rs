@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chipward_certs::chain::ChainPolicy;
 use chipward_certs::keys::{Ed25519Key, key_id_for};
@@ -23,8 +24,12 @@ use crate::policy::reference::ReferenceValues;
 use crate::rate_limits::RateLimitsConfig;
 use crate::revocation::RevocationCache;
 
+/// Longest grace period a stop may give the calls in flight: one hour, in
+/// seconds.
+const MAX_SHUTDOWN_GRACE_SECS: u64 = 3_600;
+
 /// Verifier settings, as read from the file.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct VerifierConfig {
     /// Address to listen on. Default `127.0.0.1:7402`.
@@ -60,7 +65,8 @@ pub struct VerifierConfig {
     /// TLS (an `http://` scheme is taken as `https://`). Default
     /// `https://127.0.0.1:7401`.
     pub issuer_endpoint: String,
-    /// How often to fetch the revocation list, milliseconds. Default 5000.
+    /// How often to fetch the revocation list, milliseconds. Default 5000;
+    /// values below 100 count as 100.
     pub revocation_refresh_ms: u64,
     /// Age past which the list is stale and revocation claims are unknown,
     /// milliseconds. Default 30000.
@@ -77,6 +83,9 @@ pub struct VerifierConfig {
     pub nonce_key_file: Option<PathBuf>,
     /// Largest gRPC message accepted or sent, bytes. Default 1048576.
     pub max_message_bytes: usize,
+    /// How long a stop (SIGINT or SIGTERM) waits for the calls in flight,
+    /// seconds; calls still open then are cut. Default 20; at most 3600.
+    pub shutdown_grace_secs: u64,
     /// CA certificate (PEM) every client certificate, and the issuer's
     /// server certificate, must chain to. Default `./pki/tls/ca.pem`.
     pub tls_ca: PathBuf,
@@ -97,7 +106,7 @@ impl Default for VerifierConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7402)),
             metrics_listen: None,
-            pki_dir: PathBuf::from("pki"),
+            pki_dir: PathBuf::from("./pki"),
             extra_roots: Vec::new(),
             reference_values: None,
             host_reference_values: None,
@@ -112,9 +121,10 @@ impl Default for VerifierConfig {
             audience: "chipward-verifier".into(),
             nonce_key_file: None,
             max_message_bytes: 1024 * 1024,
-            tls_ca: PathBuf::from("pki/tls/ca.pem"),
-            tls_cert: PathBuf::from("pki/tls/verifier.pem"),
-            tls_key: PathBuf::from("pki/tls/verifier.key"),
+            shutdown_grace_secs: 20,
+            tls_ca: PathBuf::from("./pki/tls/ca.pem"),
+            tls_cert: PathBuf::from("./pki/tls/verifier.pem"),
+            tls_key: PathBuf::from("./pki/tls/verifier.key"),
             issuer_server_name: chipward_proto::tls::DEFAULT_SERVER_NAME.into(),
             rate_limits: RateLimitsConfig::default(),
         }
@@ -139,6 +149,16 @@ impl VerifierConfig {
             cert: self.tls_cert.clone(),
             key: self.tls_key.clone(),
         }
+    }
+
+    /// How long a stop waits for the calls in flight, after checking the
+    /// range.
+    pub fn shutdown_grace(&self) -> anyhow::Result<Duration> {
+        anyhow::ensure!(
+            self.shutdown_grace_secs <= MAX_SHUTDOWN_GRACE_SECS,
+            "shutdown_grace_secs must be at most {MAX_SHUTDOWN_GRACE_SECS}"
+        );
+        Ok(Duration::from_secs(self.shutdown_grace_secs))
     }
 
     /// Reads a TOML file.
@@ -209,11 +229,29 @@ impl VerifierConfig {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use crate::rate_limits::{Limit, RateLimitSettings};
 
     use super::*;
+
+    #[test]
+    fn reads_the_shutdown_grace_period_and_refuses_more_than_an_hour() {
+        let default: VerifierConfig = toml::from_str("").unwrap();
+        assert_eq!(default.shutdown_grace().unwrap(), Duration::from_secs(20));
+        for (secs, expected) in [(0, Some(0)), (3600, Some(3600)), (3601, None)] {
+            let text = format!("shutdown_grace_secs = {secs}");
+            let config: VerifierConfig = toml::from_str(&text).unwrap();
+            let grace = config.shutdown_grace();
+            match expected {
+                Some(s) => assert_eq!(grace.unwrap(), Duration::from_secs(s)),
+                None => assert!(
+                    grace
+                        .unwrap_err()
+                        .to_string()
+                        .contains("shutdown_grace_secs")
+                ),
+            }
+        }
+    }
 
     #[test]
     fn the_example_file_sets_the_default_rate_limits() {

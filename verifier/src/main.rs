@@ -1,5 +1,9 @@
 //! `chipward-verifier`: run the appraisal service, or appraise an SPDM
 //! report from files and print the result as JSON.
+//!
+//! `serve` logs to stderr (`RUST_LOG` sets the filter, default `info`) and
+//! runs until SIGINT or SIGTERM; then it refuses new connections, gives the
+//! calls in flight `shutdown_grace_secs` to finish and exits 0.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +16,7 @@ use chipward_certs::pem;
 use chipward_proto::cose::TrustedKeys;
 use chipward_proto::metrics::serve_metrics;
 use chipward_proto::result::Status;
+use chipward_proto::serving::{Shutdown, serve_within_grace};
 use chipward_proto::tpm::alg;
 use chipward_proto::tpm::pcr::{PcrSelection, parse_tpm2_tools_serialized};
 use chipward_verifier::appraisal::{AppraisalSettings, Appraiser};
@@ -147,15 +152,17 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi);
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init()
     } else {
         builder.init()
     }
+    let shutdown = Shutdown::on_signals();
 
     let mut config = match config {
         Some(path) => VerifierConfig::from_file(&path)
@@ -166,6 +173,7 @@ async fn serve(
         config.listen = addr;
     }
     let limits = config.rate_limits.settings()?;
+    let grace = config.shutdown_grace()?;
     let loaded = config
         .load()
         .context("loading keys, roots and reference values")?;
@@ -198,14 +206,14 @@ async fn serve(
         let render = svc.metrics().renderer();
         tokio::spawn(serve_metrics(metrics, render, std::future::pending()));
     }
-    service::serve(
+    let serving = service::serve(
         svc,
         listener,
         tls.server(),
         config.max_message_bytes,
-        chipward_proto::serving::shutdown_signal(),
-    )
-    .await?;
+        shutdown.clone().requested(),
+    );
+    serve_within_grace(serving, shutdown, grace).await?;
     tracing::info!("verifier stopped");
     Ok(())
 }

@@ -36,8 +36,9 @@
 //! the `tests` crate the binary would have to be found by guessing at
 //! cargo's target folder layout, and might be stale.
 //!
-//! Every gRPC channel is made by [`channel`], the one place to change when
-//! the servers need TLS.
+//! Every gRPC channel of the checks is made by [`channel_as`], over mutual
+//! TLS with a client of [`tls_dir`]; the process helper checks readiness
+//! as its administrator.
 //!
 //! Limitation: the issuer process dies, not the machine. A kill loses no
 //! data that reached the operating system, so this shows atomicity and
@@ -142,7 +143,7 @@ async fn crash_and_recover(dir: &Path, database: &str, ledger: &Ledger<'_>) {
     let config = process::write_config(dir, database);
 
     // 1. The first life: enrol the chips, run the burst, freeze, SIGKILL.
-    let mut issuer = Issuer::start(&config, &dir.join("issuer-1.log")).await;
+    let mut issuer = Issuer::start(&config, &dir.join("issuer-1")).await;
     let chips = enrol_chips(issuer.addr(), &pki).await;
     let burst = Burst::start(issuer.addr(), &chips, Arc::clone(&pki)).await;
     burst.wait_for_acks(KILL_AFTER_ACKS).await;
@@ -155,7 +156,7 @@ async fn crash_and_recover(dir: &Path, database: &str, ledger: &Ledger<'_>) {
     let first_life = started.elapsed();
 
     // 2. The second life, on the same configuration and ledger.
-    let issuer = Issuer::start(&config, &dir.join("issuer-2.log")).await;
+    let issuer = Issuer::start(&config, &dir.join("issuer-2")).await;
     let restarted = frozen_at.elapsed();
     let checking = Instant::now();
     let keys = token_keys(&pki);
