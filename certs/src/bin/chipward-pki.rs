@@ -49,7 +49,7 @@ enum Command {
         /// The TLS folder (made by tls-init).
         #[arg(long)]
         dir: PathBuf,
-        /// File stem and common name: writes <NAME>.pem and <NAME>.key.
+        /// File stem and common name: writes `NAME.pem` and `NAME.key`.
         #[arg(long)]
         name: String,
         /// A DNS name or IP address the server is reached at (repeatable).
@@ -64,7 +64,7 @@ enum Command {
         /// The TLS folder (made by tls-init).
         #[arg(long)]
         dir: PathBuf,
-        /// File stem and common name: writes <NAME>.pem and <NAME>.key.
+        /// File stem and common name: writes `NAME.pem` and `NAME.key`.
         #[arg(long)]
         name: String,
         /// vendor-admin, reviewer, operator, auditor, landmark, device or verifier.
