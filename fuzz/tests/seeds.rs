@@ -17,6 +17,8 @@ use chipward_fuzz::{
     LANDMARK_POSITION, NOW_MS, NOW_UNIX, QUOTE_NONCE_HEX, VERIFIER_KEY_ID, issuer_key,
     landmark_key, public, split_certs, trusted, verifier_key,
 };
+use chipward_issuer::IssuerConfig;
+use chipward_issuer::compliance::CompliancePolicy;
 use chipward_issuer::screening::{ListFormat, ScreeningList};
 use chipward_proto::spdm::Transcript;
 use chipward_proto::tpm::pcr::parse_tpm2_tools_serialized;
@@ -186,6 +188,43 @@ fn the_committed_lists_load_in_both_forms() {
 }
 
 #[test]
+fn the_example_files_parse_and_answer_the_queries() {
+    let config = IssuerConfig::parse(
+        &String::from_utf8(read("corpus/issuer_config/issuer-example.toml")).unwrap(),
+    );
+    assert_eq!(
+        config.unwrap().settings().unwrap().default_lifetime_secs,
+        86_400
+    );
+    let every_key = String::from_utf8(read("corpus/issuer_config/every-key.toml")).unwrap();
+    assert_eq!(
+        IssuerConfig::parse(&every_key)
+            .unwrap()
+            .settings()
+            .unwrap()
+            .max_message_bytes,
+        4096
+    );
+
+    for (seed, site, tier) in [
+        ("example-claimed", "fra-1", "allied"),
+        ("example-measured-late", "sin-1", "controlled"),
+    ] {
+        let bytes = read(&format!("corpus/compliance_policy/{seed}"));
+        let nul = bytes.iter().position(|b| *b == 0).unwrap();
+        let policy =
+            CompliancePolicy::from_toml(std::str::from_utf8(&bytes[..nul]).unwrap()).unwrap();
+        let texts: Vec<&str> = std::str::from_utf8(&bytes[nul + 22..])
+            .unwrap()
+            .split('\0')
+            .collect();
+        assert_eq!(texts[1], site);
+        let terms = policy.terms(texts[0], texts[1], texts[2]).unwrap();
+        assert_eq!(terms.tier.name, tier, "{seed}");
+    }
+}
+
+#[test]
 fn every_target_has_seeds() {
     let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
     let targets: Vec<&str> = manifest
@@ -194,7 +233,7 @@ fn every_target_has_seeds() {
         .filter_map(|l| l.strip_suffix('"'))
         .filter(|name| !name.starts_with("chipward"))
         .collect();
-    assert_eq!(targets.len(), 16);
+    assert_eq!(targets.len(), 18);
     for target in targets {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("corpus")
