@@ -19,13 +19,17 @@ use chipward_fuzz::{
 };
 use chipward_issuer::IssuerConfig;
 use chipward_issuer::compliance::CompliancePolicy;
+use chipward_issuer::host_enrolment::keys::{attestation_key, endorsement_key};
+use chipward_issuer::request::issue_terms;
 use chipward_issuer::screening::{ListFormat, ScreeningList};
+use chipward_proto::grpc::IssueLicenseRequest;
 use chipward_proto::spdm::Transcript;
 use chipward_proto::tpm::pcr::parse_tpm2_tools_serialized;
 use chipward_proto::{license, result};
 use chipward_verifier::evidence::tpm::check_quote_files;
 use chipward_verifier::evidence::tpm::key::QuoteKey;
 use chipward_verifier::location::records::Landmarks;
+use prost::Message;
 
 fn fuzz_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -225,6 +229,31 @@ fn the_example_files_parse_and_answer_the_queries() {
 }
 
 #[test]
+fn the_issue_request_is_accepted() {
+    let bytes = read("corpus/issuer_request/issue");
+    assert_eq!(bytes[0], 0);
+    let req = IssueLicenseRequest::decode(&bytes[1..]).unwrap();
+    let terms = issue_terms(&req, NOW_UNIX, &Default::default()).unwrap();
+    assert_eq!(terms.expires_at - terms.not_before, 86_400);
+}
+
+#[test]
+fn host_key_pairs_hold_their_profiles() {
+    for (seed, ak_ok) in [
+        ("ek-rsa-ecdsa-ak", true),
+        ("ek-rsa-rsassa-ak", true),
+        ("ek-rsa-rsapss-ak", true),
+        ("handmade-ek-rsa-ak", true),
+        ("handmade-ek-decrypting-ak", false),
+    ] {
+        let bytes = read(&format!("corpus/host_keys/{seed}"));
+        let ek_len = 2 + usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
+        assert!(endorsement_key(&bytes[..ek_len]).is_ok(), "{seed}");
+        assert_eq!(attestation_key(&bytes[ek_len..]).is_ok(), ak_ok, "{seed}");
+    }
+}
+
+#[test]
 fn every_target_has_seeds() {
     let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
     let targets: Vec<&str> = manifest
@@ -233,7 +262,7 @@ fn every_target_has_seeds() {
         .filter_map(|l| l.strip_suffix('"'))
         .filter(|name| !name.starts_with("chipward"))
         .collect();
-    assert_eq!(targets.len(), 18);
+    assert_eq!(targets.len(), 20);
     for target in targets {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("corpus")

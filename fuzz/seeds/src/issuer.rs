@@ -1,9 +1,15 @@
 //! Seeds for the issuer's own parsers: restricted-party lists in both
-//! forms, and the configuration and compliance policy files. None depends
-//! on a fresh key or certificate, so these are written in every run,
-//! `--fixed-only` included.
+//! forms, the configuration and compliance policy files, request messages
+//! as a gRPC peer encodes them, and hand-made TPM public areas for host
+//! enrolment. None depends on a fresh key or certificate, so these are
+//! written in every run, `--fixed-only` included.
 
 use chipward_fuzz::NOW_UNIX;
+use chipward_proto::grpc::{
+    CompleteHostEnrolmentRequest, IssueLicenseRequest, ListLicensesRequest, Party,
+    RevokeLicenseRequest, Site,
+};
+use prost::Message;
 
 use crate::Out;
 
@@ -11,7 +17,9 @@ use crate::Out;
 pub(crate) fn seeds(out: &Out) -> anyhow::Result<()> {
     screening_seeds(out)?;
     config_seeds(out)?;
-    policy_seeds(out)
+    policy_seeds(out)?;
+    request_seeds(out)?;
+    host_key_seeds(out)
 }
 
 /// The committed test lists and the demo's list, then hand-made edge cases
@@ -178,4 +186,119 @@ fn query(
         texts.as_bytes(),
     ]
     .concat()
+}
+
+/// One message of each kind the `issuer_request` target reads, behind the
+/// byte that picks it; the issue request also at the edge of every range
+/// its checks accept.
+fn request_seeds(out: &Out) -> anyhow::Result<()> {
+    let party = |name: &str, country: &str| Party {
+        name: name.into(),
+        address: "1 Test Quay, Exampletown".into(),
+        country: country.into(),
+    };
+    let issue = IssueLicenseRequest {
+        chip_id: "ab".repeat(32),
+        tenant: "acme".into(),
+        site: Some(Site {
+            id: "fra-1".into(),
+            latitude: 50.11,
+            longitude: 8.68,
+            radius_km: 25.0,
+        }),
+        not_before: 0,
+        lifetime_seconds: 0,
+        entitlements: vec!["inference".into(), "fp8".into()],
+        eccn: "3A090.a".into(),
+        tenant_party: Some(party("Acme Rocketworks Ltd", "fr")),
+        end_user: Some(party("Zephyr Dynamics GmbH", " DE ")),
+    };
+    request(out, "issue", 0, &issue)?;
+
+    // The widest request the checks accept: every text at its longest, in
+    // characters of four bytes where characters are counted.
+    let wide = '\u{1D53D}';
+    let widest = IssueLicenseRequest {
+        chip_id: "AB".repeat(32),
+        tenant: "t".repeat(64),
+        site: Some(Site {
+            id: "A.z_9-".repeat(10) + "abcd",
+            latitude: -90.0,
+            longitude: 180.0,
+            radius_km: 20_000.0,
+        }),
+        not_before: NOW_UNIX - 30 * 86_400,
+        lifetime_seconds: 30 * 86_400,
+        entitlements: vec![wide.to_string().repeat(64); 32],
+        eccn: wide.to_string().repeat(32),
+        tenant_party: None,
+        end_user: None,
+    };
+    request(out, "issue-widest", 0, &widest)?;
+
+    let list = ListLicensesRequest {
+        chip_id: "cd".repeat(32),
+        tenant: "acme".into(),
+        limit: 5000,
+    };
+    request(out, "list", 1, &list)?;
+    let revoke = RevokeLicenseRequest {
+        token_id: "07".repeat(16),
+        reason: "contract ended".into(),
+    };
+    request(out, "revoke", 2, &revoke)?;
+    let complete = CompleteHostEnrolmentRequest {
+        enrolment_id: "5E".repeat(16),
+        credential: vec![0x42; 32],
+    };
+    request(out, "complete-host", 3, &complete)
+}
+
+fn request(out: &Out, name: &str, kind: u8, message: &impl Message) -> anyhow::Result<()> {
+    out.seed(
+        "issuer_request",
+        name,
+        &[&[kind][..], &message.encode_to_vec()].concat(),
+    )
+}
+
+/// TPM2B_PUBLIC areas made by hand: an EK in the TCG default RSA template
+/// followed by an RSA AK, and an AK whose decrypt attribute is set.
+fn host_key_seeds(out: &Out) -> anyhow::Result<()> {
+    // fixedTPM, fixedParent, sensitiveDataOrigin, adminWithPolicy,
+    // restricted, decrypt; AES-128-CFB; RSA-2048, exponent 65537.
+    let ek = rsa_public(
+        0x0003_00B2,
+        &[0x00, 0x06, 0x00, 0x80, 0x00, 0x43],
+        &[0x00, 0x10],
+    );
+    // fixedTPM, fixedParent, sensitiveDataOrigin, userWithAuth,
+    // restricted, sign; RSASSA with SHA-256.
+    let ak = rsa_public(0x0005_0072, &[0x00, 0x10], &[0x00, 0x14, 0x00, 0x0B]);
+    out.seed(
+        "host_keys",
+        "handmade-ek-rsa-ak",
+        &[ek.clone(), ak].concat(),
+    )?;
+    let decrypting_ak = rsa_public(0x0007_0072, &[0x00, 0x10], &[0x00, 0x10]);
+    out.seed(
+        "host_keys",
+        "handmade-ek-decrypting-ak",
+        &[ek, decrypting_ak].concat(),
+    )
+}
+
+/// An RSA-2048 TPM2B_PUBLIC with nameAlg SHA-256, the given attributes,
+/// symmetric definition and scheme, and a 32-byte authPolicy.
+fn rsa_public(attributes: u32, symmetric: &[u8], scheme: &[u8]) -> Vec<u8> {
+    let mut t = vec![0x00, 0x01, 0x00, 0x0B];
+    t.extend_from_slice(&attributes.to_be_bytes());
+    t.extend_from_slice(&[0x00, 0x20]);
+    t.extend_from_slice(&[0x83; 32]);
+    t.extend_from_slice(symmetric);
+    t.extend_from_slice(scheme);
+    t.extend_from_slice(&[0x08, 0x00, 0, 0, 0, 0, 0x01, 0x00]);
+    t.extend_from_slice(&[0xC5; 256]);
+    let len = u16::try_from(t.len()).expect("a public area is small");
+    [len.to_be_bytes().to_vec(), t].concat()
 }
