@@ -13,15 +13,16 @@ use chipward_certs::chain::{ChainPolicy, TrustAnchor, validate_chain, validate_e
 use chipward_certs::keys::key_id_for;
 use chipward_certs::pem;
 use chipward_fuzz::{
-    ENVELOPE_AS_IS, ISSUER_KEY_ID, LANDMARK_BINDING, LANDMARK_ID, LANDMARK_MAX_AGE_MS,
-    LANDMARK_POSITION, NOW_MS, NOW_UNIX, QUOTE_NONCE_HEX, VERIFIER_KEY_ID, issuer_key,
-    landmark_key, public, split_certs, trusted, verifier_key,
+    ENVELOPE_AS_IS, ENVELOPE_SEAL, ISSUER_KEY_ID, LANDMARK_BINDING, LANDMARK_ID,
+    LANDMARK_MAX_AGE_MS, LANDMARK_POSITION, NOW_MS, NOW_UNIX, QUOTE_NONCE_HEX, VERIFIER_KEY_ID,
+    issuer_key, landmark_key, public, seal, split_certs, trusted, verifier_key,
 };
 use chipward_issuer::IssuerConfig;
 use chipward_issuer::compliance::CompliancePolicy;
 use chipward_issuer::host_enrolment::keys::{attestation_key, endorsement_key};
 use chipward_issuer::request::issue_terms;
 use chipward_issuer::screening::{ListFormat, ScreeningList};
+use chipward_proto::audit::{AuditExport, check, check_json};
 use chipward_proto::grpc::IssueLicenseRequest;
 use chipward_proto::spdm::Transcript;
 use chipward_proto::tpm::pcr::parse_tpm2_tools_serialized;
@@ -254,6 +255,25 @@ fn host_key_pairs_hold_their_profiles() {
 }
 
 #[test]
+fn audit_exports_check_under_the_fixed_key() {
+    let keys = trusted(&issuer_key(), ISSUER_KEY_ID);
+    for (seed, entries) in [("full", 4), ("part", 2)] {
+        let bytes = read(&format!("corpus/audit_export/{seed}"));
+        assert_eq!(bytes[0], ENVELOPE_AS_IS);
+        let report = check_json(&bytes[1..], &keys, None).unwrap();
+        assert_eq!((report.entries.len(), report.artifacts.len()), (entries, 1));
+
+        let bytes = read(&format!("corpus/audit_export/{seed}-payload-heads"));
+        assert_eq!(bytes[0], ENVELOPE_SEAL);
+        let mut export = AuditExport::from_json(&bytes[1..]).unwrap();
+        for head in std::iter::once(&mut export.tree_head).chain(&mut export.earlier_tree_heads) {
+            head.0 = seal(head.0.clone(), &issuer_key(), ISSUER_KEY_ID);
+        }
+        assert_eq!(check(&export, &keys, None).unwrap().entries.len(), entries);
+    }
+}
+
+#[test]
 fn every_target_has_seeds() {
     let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
     let targets: Vec<&str> = manifest
@@ -262,7 +282,7 @@ fn every_target_has_seeds() {
         .filter_map(|l| l.strip_suffix('"'))
         .filter(|name| !name.starts_with("chipward"))
         .collect();
-    assert_eq!(targets.len(), 20);
+    assert_eq!(targets.len(), 24);
     for target in targets {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("corpus")

@@ -9,9 +9,10 @@
 //! `data/` and every seed that depends on it together; commit them
 //! together. swtpm, swtpm-tools and tpm2-tools must be installed.
 //! `--fixed-only` writes only the seeds that depend on nothing made fresh
-//! (the issuer's), and leaves `data/` and the other
+//! (the issuer's and the audit log's), and leaves `data/` and the other
 //! seeds as they are.
 
+mod audit;
 mod issuer;
 mod objects;
 mod tpm;
@@ -84,6 +85,7 @@ fn main() -> anyhow::Result<()> {
     let out = Out { dir };
 
     issuer::seeds(&out)?;
+    audit::seeds(&out)?;
     if fixed_only {
         return Ok(());
     }
