@@ -105,6 +105,14 @@ screening_list_date = "2026-12-01"
     out.seed("issuer_config", "postgres.toml", postgres.as_bytes())?;
     let socket = "postgresql://issuer@%2Frun%2Fpostgresql/ledger?hostaddr=127.0.0.1";
     out.seed("issuer_config", "postgres-socket-url", socket.as_bytes())?;
+    // Passwords the driver reads where a URL parser would not: past a '/'
+    // and '?', and under an escaped parameter name.
+    let hidden = "postgres://issuer:ab/c?d@127.0.0.1:5432/ledger?pass%77ord=x";
+    out.seed(
+        "issuer_config",
+        "postgres-odd-passwords-url",
+        hidden.as_bytes(),
+    )?;
     out.seed(
         "issuer_config",
         "out-of-range.toml",
@@ -216,7 +224,8 @@ fn request_seeds(out: &Out) -> anyhow::Result<()> {
     request(out, "issue", 0, &issue)?;
 
     // The widest request the checks accept: every text at its longest, in
-    // characters of four bytes where characters are counted.
+    // characters of four bytes where characters are counted (entitlements
+    // are bounded in bytes too).
     let wide = '\u{1D53D}';
     let widest = IssueLicenseRequest {
         chip_id: "AB".repeat(32),
@@ -229,12 +238,19 @@ fn request_seeds(out: &Out) -> anyhow::Result<()> {
         }),
         not_before: NOW_UNIX - 30 * 86_400,
         lifetime_seconds: 30 * 86_400,
-        entitlements: vec![wide.to_string().repeat(64); 32],
+        entitlements: vec![wide.to_string().repeat(16); 32],
         eccn: wide.to_string().repeat(32),
         tenant_party: None,
         end_user: None,
     };
     request(out, "issue-widest", 0, &widest)?;
+    // Entitlements of 64 such characters: accepted once, and then too wide
+    // for a license token.
+    let too_wide = IssueLicenseRequest {
+        entitlements: vec![wide.to_string().repeat(64); 32],
+        ..widest
+    };
+    request(out, "issue-entitlements-too-wide", 0, &too_wide)?;
 
     let list = ListLicensesRequest {
         chip_id: "cd".repeat(32),
