@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds every fuzz target in fuzz/ and runs each for a bounded time, one
 # after the other, starting from the committed seeds in fuzz/corpus/.
-# Prints, per target, how many inputs it ran and whether it crashed; exits
-# non-zero if any target crashed, with the crashing input left in
+# Prints, per target, how many inputs it ran, how many new ones it kept,
+# the corpus size after the run (seeds included) and whether it crashed;
+# exits non-zero if any target crashed, with the crashing input left in
 # fuzz/artifacts/<target>/.
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]      (default 30)
@@ -34,6 +35,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 export RUSTC_BOOTSTRAP=1
+# The fuzz workspace always builds into fuzz/target, whatever target folder
+# the environment names for the main workspace: its flags differ anyway.
+export CARGO_TARGET_DIR="$PWD/fuzz/target"
 # Cargo caches what rustc answered, refusals included: a build tried once
 # without RUSTC_BOOTSTRAP would otherwise keep failing on -Z flags.
 export CARGO_CACHE_RUSTC_INFO=0
@@ -60,6 +64,8 @@ for target in $targets; do
   cargo fuzz run --sanitizer "$sanitizer" "$target" \
     "fuzz/run/corpus/$target" "fuzz/corpus/$target" -- "${options[@]}" >"$out" 2>&1 || status=$?
   runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -n 1)"
+  found="$(sed -n 's/^stat::new_units_added: *//p' "$out" | tail -n 1)"
+  corpus="$(find "fuzz/run/corpus/$target" "fuzz/corpus/$target" -type f | wc -l)"
   if [ "$status" -eq 0 ]; then
     verdict="no crash"
   else
@@ -67,11 +73,11 @@ for target in $targets; do
     crashed+=("$target")
     tail -n 40 "$out"
   fi
-  results+=("$(printf '%-20s %12s  %s' "$target" "${runs:-?}" "$verdict")")
+  results+=("$(printf '%-20s %12s %6s %7s  %s' "$target" "${runs:-?}" "${found:-?}" "$corpus" "$verdict")")
 done
 
-log "fuzzing results, ${seconds} s per target"
-printf '%-20s %12s  %s\n' "target" "runs" "result"
+log "fuzzing results, ${seconds} s per target, $((SECONDS - build_start)) s in all"
+printf '%-20s %12s %6s %7s  %s\n' "target" "runs" "new" "corpus" "result"
 printf '%s\n' "${results[@]}"
 if [ "${#crashed[@]}" -gt 0 ]; then
   echo "crashed: ${crashed[*]}; inputs in fuzz/artifacts/, logs in fuzz/run/logs/" >&2

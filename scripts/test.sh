@@ -2,7 +2,8 @@
 # The full Chipward test suite, from a fresh Debian 12 machine, as root.
 # Installs the system packages the tests need, fetches NVIDIA's published
 # Hopper sample and grpcurl, then runs formatting, lint and every test in the
-# workspace.
+# workspace, and then every fuzz target for a short while with
+# AddressSanitizer.
 # Needs Rust 1.95 (rustup) already installed; see README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,19 @@ log "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked -q
 log "cargo test"
 cargo test --workspace --all-features --locked 2>&1 | tee target/test-output.txt
-grep -E '^test result:' target/test-output.txt | awk '
+tests_failed=0
+summary="$(grep -E '^test result:' target/test-output.txt | awk '
   { passed += $4; failed += $6; ignored += $8 }
-  END { printf "\n%d passed, %d failed, %d skipped\n", passed, failed, ignored; exit failed > 0 }'
+  END { printf "%d passed, %d failed, %d skipped", passed, failed, ignored; exit failed > 0 }')" ||
+  tests_failed=1
+printf '\n%s\n' "$summary"
+[ "$tests_failed" -eq 0 ] || exit 1
+
+# 4. Every fuzz target for 10 s with AddressSanitizer, from the committed
+#    seeds (installs cargo-fuzz on first use). A crash fails the run and
+#    leaves its input in fuzz/artifacts/<target>/; see README, Fuzzing.
+log "fuzzing every target for 10 s"
+bash scripts/fuzz.sh 10
+
+# The test count closes the log.
+printf '\n%s\n' "$summary"

@@ -7,6 +7,10 @@
 //! anchors and the chip the landmark records measure live in `data/` (see
 //! its README); the targets that need them include those files themselves,
 //! so that the seed writer, which makes them, builds without them.
+//!
+//! [`screening`] holds what the two restricted-party list targets check.
+
+pub mod screening;
 
 use chipward_proto::cose::{self, TrustedKeys};
 use ring::signature::{Ed25519KeyPair, KeyPair};

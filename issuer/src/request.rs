@@ -22,6 +22,11 @@ pub const MAX_CHAIN_LEN: usize = 8;
 pub const MAX_LIST_LIMIT: usize = 1000;
 /// Most entitlements one license may carry.
 pub const MAX_ENTITLEMENTS: usize = 32;
+/// Longest entitlement, in bytes of UTF-8, besides its 64 characters: 64
+/// characters of four bytes each, 32 times over, make a license larger
+/// than any verifier accepts (`license::MAX_TOKEN_LEN`); with this bound
+/// the widest license a request can ask for fits with room to spare.
+pub const MAX_ENTITLEMENT_BYTES: usize = 64;
 /// Largest TPM2B_PUBLIC accepted, in bytes: the size field and the largest
 /// TPMT_PUBLIC the parser reads.
 pub const MAX_TPM_PUBLIC_LEN: usize = 2 + 1024;
@@ -83,8 +88,8 @@ pub enum InputError {
         /// Given, counted in full.
         got: usize,
     },
-    /// An identifier is empty or too long, counted in bytes of UTF-8 (as
-    /// the verifier counts them).
+    /// An identifier or an entitlement is empty or too long, counted in
+    /// bytes of UTF-8 (as the verifier counts them).
     #[error("{field} must be 1 to {max} bytes long, got {got}")]
     ByteLength {
         /// The field.
@@ -229,7 +234,7 @@ pub fn issue_terms(
     let entitlements = req
         .entitlements
         .iter()
-        .map(|e| text(e, "entitlements", ENTITLEMENT_CHARS))
+        .map(|e| entitlement(e))
         .collect::<Result<_, _>>()?;
 
     Ok(IssueTerms {
@@ -484,6 +489,20 @@ fn identifier(value: &str, id: &Identifier) -> Result<String, InputError> {
         });
     }
     Ok(value.to_owned())
+}
+
+/// Checks one entitlement: free text of 1 to 64 characters, and at most
+/// [`MAX_ENTITLEMENT_BYTES`] bytes.
+fn entitlement(value: &str) -> Result<String, InputError> {
+    let value = text(value, "entitlements", ENTITLEMENT_CHARS)?;
+    if value.len() > MAX_ENTITLEMENT_BYTES {
+        return Err(InputError::ByteLength {
+            field: "entitlements",
+            max: MAX_ENTITLEMENT_BYTES,
+            got: value.len(),
+        });
+    }
+    Ok(value)
 }
 
 /// Checks a free-text field's length in characters and refuses control
@@ -817,6 +836,75 @@ mod tests {
             refused(|r| r.eccn = "x".repeat(33)),
             InputError::Length { field: "eccn", .. }
         ));
+    }
+
+    #[test]
+    fn refuses_entitlements_too_wide_for_a_license_token() {
+        // 64 characters of four bytes: within the character bound, but 32
+        // of them made a license of 8,815 bytes, which no verifier reads.
+        let wide = "\u{1D53D}".repeat(64);
+        assert_eq!(
+            refused(|r| r.entitlements = vec![wide.clone(); 32]),
+            InputError::ByteLength {
+                field: "entitlements",
+                max: 64,
+                got: 256
+            }
+        );
+        assert_eq!(
+            refused(|r| r.entitlements = vec!["\u{e9}".repeat(33)]),
+            InputError::ByteLength {
+                field: "entitlements",
+                max: 64,
+                got: 66
+            }
+        );
+        let mut req = request();
+        req.entitlements = vec!["\u{e9}".repeat(32)];
+        assert!(issue_terms(&req, NOW, &IssuerSettings::default()).is_ok());
+    }
+
+    #[test]
+    fn the_widest_accepted_request_makes_a_license_every_verifier_reads() {
+        use chipward_proto::cose::TrustedKeys;
+        use chipward_proto::license::{self, LicenseClaims, MAX_TOKEN_LEN};
+        use ring::signature::{Ed25519KeyPair, KeyPair};
+
+        // Every text at its longest, in characters of four bytes wherever
+        // characters are counted; issuer and audience at 256 bytes.
+        let four = |n: usize| "\u{1D53D}".repeat(n);
+        let settings = IssuerSettings {
+            issuer_name: "i".repeat(256),
+            audience: "a".repeat(256),
+            ..IssuerSettings::default()
+        };
+        let mut req = request();
+        req.tenant = "t".repeat(64);
+        req.site.as_mut().unwrap().id = "s".repeat(64);
+        req.entitlements = vec![four(16); 32];
+        req.eccn = four(32);
+        let terms = issue_terms(&req, NOW, &settings).unwrap();
+
+        let key = Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
+        let claims = LicenseClaims {
+            issuer: settings.issuer_name.clone(),
+            chip_id: terms.chip_id,
+            audience: settings.audience.clone(),
+            issued_at: i64::MIN,
+            not_before: terms.not_before,
+            expires_at: terms.expires_at,
+            token_id: TokenId([0xff; 16]),
+            tenant: terms.tenant,
+            site: terms.site,
+            entitlements: terms.entitlements,
+            eccn: terms.eccn,
+        };
+        let key_id = "0123456789abcdef";
+        let token = claims.sign(key_id, |m| key.sign(m).as_ref().to_vec());
+        assert!(token.len() <= MAX_TOKEN_LEN, "{} bytes", token.len());
+        let public = key.public_key().as_ref().try_into().unwrap();
+        let verified = license::verify(&token, &TrustedKeys::new().with(key_id, public)).unwrap();
+        assert_eq!(verified.claims(), &claims);
     }
 
     #[test]

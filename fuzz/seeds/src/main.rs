@@ -3,12 +3,17 @@
 //! own encoders, a simulated chip, and a real TPM 2.0 (swtpm driven by
 //! tpm2-tools), plus a few hand-made edge cases.
 //!
-//! Usage: `cargo run --release -p chipward-fuzz-seeds [FUZZ_DIR]` from the
-//! `fuzz/` folder (default: the folder above this crate). Keys and
-//! certificates are made fresh each run, so a run rewrites `data/` and every
-//! seed that depends on it together; commit them together. swtpm,
-//! swtpm-tools and tpm2-tools must be installed.
+//! Usage: `cargo run --release -p chipward-fuzz-seeds [--fixed-only]
+//! [FUZZ_DIR]` from the `fuzz/` folder (default: the folder above this
+//! crate). Keys and certificates are made fresh each run, so a run rewrites
+//! `data/` and every seed that depends on it together; commit them
+//! together. swtpm, swtpm-tools and tpm2-tools must be installed.
+//! `--fixed-only` writes only the seeds that depend on nothing made fresh
+//! (the issuer's and the audit log's), and leaves `data/` and the other
+//! seeds as they are.
 
+mod audit;
+mod issuer;
 mod objects;
 mod tpm;
 
@@ -68,12 +73,22 @@ impl Out {
 }
 
 fn main() -> anyhow::Result<()> {
-    let dir = match std::env::args_os().nth(1) {
+    let mut args: Vec<_> = std::env::args_os().skip(1).collect();
+    let fixed_only = args.first().is_some_and(|a| a == "--fixed-only");
+    if fixed_only {
+        args.remove(0);
+    }
+    let dir = match args.first() {
         Some(dir) => PathBuf::from(dir),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
     };
     let out = Out { dir };
 
+    issuer::seeds(&out)?;
+    audit::seeds(&out)?;
+    if fixed_only {
+        return Ok(());
+    }
     let chip = chip_seeds(&out)?;
     tpm::seeds(&out)?;
     objects::seeds(&out, &chip)?;

@@ -1,7 +1,8 @@
 //! Seeds from a real TPM 2.0 implementation: swtpm, provisioned with EK
 //! certificates under its local CA, driven by tpm2-tools the way a host's
-//! agent drives its TPM. Gives EK chains, AK and EK public areas, and quotes
-//! with their signatures and PCR files for ECDSA, RSASSA and RSAPSS keys.
+//! agent drives its TPM. Gives EK chains, AK and EK public areas (alone,
+//! and paired as host enrolment sends them), and quotes with their
+//! signatures and PCR files for ECDSA, RSASSA and RSAPSS keys.
 
 use std::path::Path;
 use std::process::Command;
@@ -45,7 +46,17 @@ pub(crate) fn seeds(out: &Out) -> anyhow::Result<()> {
         "tpm2_readpublic",
         &["-c", RSA_EK, "-o", "ek.tpm2b", "-f", "tss"],
     )?;
-    out.seed("tpm_public", "ek-rsa.tpm2b", &read(&tpm, "ek.tpm2b")?)?;
+    let ek = read(&tpm, "ek.tpm2b")?;
+    out.seed("tpm_public", "ek-rsa.tpm2b", &ek)?;
+    // Host enrolment sends the EK's and an AK's public areas together.
+    for (name, ..) in quotes {
+        let ak = read(&tpm, &format!("{name}.tpm2b"))?;
+        out.seed(
+            "host_keys",
+            &format!("ek-rsa-{name}-ak"),
+            &[&ek[..], &ak].concat(),
+        )?;
+    }
     edge_cases(out, &read(&tpm, "ecdsa.msg")?)
 }
 

@@ -122,35 +122,77 @@ impl fmt::Debug for PostgresUrl {
     }
 }
 
-/// Replaces the password of the user part and of a `password=` query
-/// parameter with `***`.
+/// Replaces every password the driver reads from `text` with `***`: the
+/// one in the user part, and the value of every parameter whose name,
+/// percent-decoded, is `password`.
+///
+/// The parts are found as the driver finds them, not as RFC 3986 would:
+/// the user part runs to the first `@` anywhere after the scheme, `/` and
+/// `?` included, and parameter names are percent-decoded. So a password
+/// holding an unescaped `/` or `?`, or one under `pass%77ord=`, which the
+/// driver uses all the same, is hidden too.
 fn redact(text: &str) -> String {
     let Some((scheme, rest)) = text.split_once("://") else {
         return "***".into();
     };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{hosts}"),
-            None => authority.to_owned(),
+    let (userinfo, rest) = match rest.split_once('@') {
+        Some((userinfo, rest)) => match userinfo.split_once(':') {
+            Some((user, _)) => (format!("{user}:***@"), rest),
+            None => (format!("{userinfo}@"), rest),
         },
-        None => authority.to_owned(),
+        None => (String::new(), rest),
     };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|p| match p.split_once('=') {
-                    Some(("password", _)) => "password=***".to_owned(),
-                    _ => p.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", params.join("&"))
+    let rest = match rest.split_once('?') {
+        Some((hosts_and_path, query)) => format!("{hosts_and_path}?{}", redact_query(query)),
+        None => rest.to_owned(),
+    };
+    format!("{scheme}://{userinfo}{rest}")
+}
+
+/// A query with the value of every `password` parameter replaced, split
+/// as the driver splits it: a name runs to the next `=`, its value to the
+/// next `&`.
+fn redact_query(query: &str) -> String {
+    let mut params = Vec::new();
+    let mut rest = query;
+    while !rest.is_empty() {
+        let Some((name, after)) = rest.split_once('=') else {
+            // The driver refuses a name without a value; shown as given.
+            params.push(rest.to_owned());
+            break;
+        };
+        let (value, next) = after.split_once('&').unwrap_or((after, ""));
+        if percent_decoded(name) == b"password" {
+            params.push(format!("{name}=***"));
+        } else {
+            params.push(format!("{name}={value}"));
         }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}://{authority}{tail}")
+        rest = next;
+    }
+    params.join("&")
+}
+
+/// `text` with every `%` and two hex digits replaced by the byte they
+/// name; any other `%` is kept, as the driver keeps it.
+fn percent_decoded(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let mut decoded = [0u8];
+        let escaped = bytes[i] == b'%'
+            && bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex::decode_to_slice(hex, &mut decoded).is_ok());
+        if escaped {
+            out.push(decoded[0]);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -218,5 +260,38 @@ mod tests {
         );
         let plain = PostgresUrl::parse("postgres://issuer@127.0.0.1/ledger").unwrap();
         assert_eq!(plain.to_string(), "postgres://issuer@127.0.0.1/ledger");
+    }
+
+    #[test]
+    fn never_shows_a_password_the_driver_reads_past_a_slash() {
+        // The driver reads the user part up to the first '@', '/' and '?'
+        // included: this password is "ab/c?d" and the host 127.0.0.1.
+        let url = PostgresUrl::parse("postgres://issuer:ab/c?d@127.0.0.1:5432/ledger").unwrap();
+        assert_eq!(url.config().get_password(), Some(&b"ab/c?d"[..]));
+        assert_eq!(
+            url.to_string(),
+            "postgres://issuer:***@127.0.0.1:5432/ledger"
+        );
+        assert!(!format!("{url:?}").contains("c?d"));
+    }
+
+    #[test]
+    fn never_shows_a_password_under_an_escaped_parameter_name() {
+        // The driver percent-decodes parameter names: pass%77ord is password.
+        let text = "postgres://issuer@127.0.0.1/ledger?pass%77ord=hunter2&application_name=cw";
+        let url = PostgresUrl::parse(text).unwrap();
+        assert_eq!(url.config().get_password(), Some(&b"hunter2"[..]));
+        assert_eq!(
+            url.to_string(),
+            "postgres://issuer@127.0.0.1/ledger?pass%77ord=***&application_name=cw"
+        );
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn decodes_escapes_and_keeps_stray_percent_signs() {
+        assert_eq!(percent_decoded("pass%77ord"), b"password");
+        assert_eq!(percent_decoded("a%2x%41%4"), b"a%2xA%4");
+        assert_eq!(percent_decoded("%"), b"%");
     }
 }
