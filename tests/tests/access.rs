@@ -52,9 +52,11 @@ use chipward_proto::grpc::{
     LoadScreeningListRequest, OverrideScreeningRequest, PlaceLegalHoldRequest, PurgeLicenseRequest,
     RecordResultRequest, RenewLicenseRequest, RevokeLicenseRequest, Site,
 };
+use chipward_proto::rate_limit::{MAX_BURST, Rate};
 use chipward_proto::result::{self, AttestationResult, Status as Verdict};
 use chipward_proto::revocation;
 use chipward_proto::tls::{self, DEFAULT_SERVER_NAME, TlsFiles};
+use chipward_verifier::rate_limits::{Limit, RateLimitSettings};
 use rcgen::{
     CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
@@ -614,12 +616,17 @@ struct World {
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let plan = FleetPlan::default();
-    let services = demo::start_services(
+    // The matrix appraises chip A many times over: its per-chip budget is
+    // lifted, or the limit would answer before the role check is seen.
+    let unlimited = Rate::new(MAX_BURST, Duration::from_millis(1)).unwrap();
+    let limits = RateLimitSettings::default().with_rate(Limit::AppraisePerChip, unlimited);
+    let services = demo::start_services_with(
         dir.path(),
         &plan,
         &[],
         &Default::default(),
         &Arc::new(ScenarioClock::wall()),
+        &limits,
     )
     .await
     .unwrap();
@@ -1061,8 +1068,11 @@ impl World {
                 Ok(seen(checked, || format!("{} entries", r.entries)))
             }
             Rpc::RecordResult => {
+                // A result is recorded once, so each caller records a fresh
+                // one for chip A.
+                let token = self.license_a.token.clone();
                 let request = RecordResultRequest {
-                    attestation_result: self.result_a.clone(),
+                    attestation_result: self.passing_result(&token).await,
                 };
                 let r = log.record_result(request).await?.into_inner();
                 Ok(seen(r.index > self.result_a_index, || format!("{r:?}")))
